@@ -1,0 +1,3 @@
+from s2d.cli import main
+
+main()

@@ -1,0 +1,91 @@
+"""Content-addressed, atomically written stage outputs.
+
+A stage's cache key is the hash of everything its output depends on (model identity, prompts, sampling, data,
+the stage's code version). Files are written to a temporary name and renamed, so a killed run never leaves a
+half-written result; generations are appended item by item to a JSONL file, so a killed run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+
+def plain(obj: Any) -> Any:
+    """OmegaConf containers -> plain Python, resolved."""
+    if isinstance(obj, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(obj, resolve=True)
+    return obj
+
+
+def cache_key(payload: Any, length: int = 16) -> str:
+    """Stable hash of a JSON-able payload (OmegaConf allowed); dict key order does not matter."""
+    text = json.dumps(plain(payload), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)   # mkstemp creates 0600; results are meant to be read by others
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(plain(obj), indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+class JsonlStore:
+    """Append-only JSON-lines file of records keyed by `key_field`; tolerant of a torn last line."""
+
+    def __init__(self, path: str | os.PathLike, key_field: str = "id"):
+        self.path = Path(path)
+        self.key_field = key_field
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair()
+
+    def _repair(self) -> None:
+        # A run killed mid-write can leave a partial last line: cut the file back to the last complete record.
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(self.path, "r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+
+    def load(self) -> dict[str, dict]:
+        records: dict[str, dict] = {}
+        if self.path.exists():
+            with open(self.path) as f:
+                for line in f:
+                    if line.strip():
+                        rec = json.loads(line)
+                        records[rec[self.key_field]] = rec
+        return records
+
+    def append(self, records: Iterable[dict]) -> None:
+        with open(self.path, "a") as f:
+            for rec in records:
+                f.write(json.dumps(rec, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())

@@ -1,0 +1,103 @@
+"""The `s2d` command (also `python -m s2d`): compose the config, run the pipeline, write results.json.
+
+    s2d                                                   # the default run (embedded model, last letter, 2-step RaR)
+    s2d technique=cot task=coin_flip training=full        # any config value can be overridden
+    s2d -m technique=cot,rar_1step,rar_2step training=lora,full    # a multirun sweep
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import OmegaConf
+
+from s2d.errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def default_cache_dir() -> str:
+    if os.environ.get("S2D_CACHE_DIR"):
+        return os.environ["S2D_CACHE_DIR"]
+    from platformdirs import user_cache_dir
+    return user_cache_dir("s2d")
+
+
+if not OmegaConf.has_resolver("s2d_cache"):
+    OmegaConf.register_new_resolver("s2d_cache", default_cache_dir)
+
+
+def config_groups() -> dict[str, list[str]]:
+    return {d.name: sorted(p.stem for p in d.glob("*.yaml")) for d in CONF_DIR.iterdir() if d.is_dir()}
+
+
+def check_group_overrides(argv: list[str]) -> None:
+    """One clear line for an unknown group option (Hydra's own message is several lines and a stack hint)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    groups = config_groups()
+    args = [a for a in argv if not a.startswith("-") and "=" in a and not a.startswith("hydra")]
+    try:
+        overrides = OverridesParser.create().parse_overrides(args)
+    except Exception as e:   # Hydra's grammar errors: keep the first line
+        raise UserError(f"cannot parse overrides {args}: {str(e).splitlines()[0]}") from None
+    for o in overrides:
+        group = o.key_or_group
+        if group not in groups or o.is_delete():
+            continue
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        for v in values:
+            if v not in groups[group] and not (group == "experiment" and v == "null"):
+                raise UserError(f"unknown {group} '{v}'; valid choices: {', '.join(groups[group])}")
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def app(cfg) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from s2d.pipeline import prepare, run_stages
+    from s2d.results import build_results, format_table
+    from s2d.cache import atomic_write_json
+    from s2d.tracking import Tracker
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    started, t0 = dt.datetime.now(), time.perf_counter()
+    print("[s2d] resolved config:\n" + OmegaConf.to_yaml(cfg, resolve=True), flush=True)
+    tracker, exit_code = None, 1
+    try:
+        ctx = prepare(cfg, run_dir)
+        tracker = Tracker(cfg, run_dir)
+        run_stages(ctx)
+        results = build_results(ctx, started, time.perf_counter() - t0)
+        atomic_write_json(run_dir / "results.json", results)
+        tracker.log_results(results, ctx.outputs["evaluate"]["samples"], ctx.outputs["curate"]["examples"],
+                            str(run_dir / "distill_set.json"),
+                            ctx.outputs["train"]["path"] if cfg.logger.get("log_adapter") else None)
+        print("\n" + format_table(results), flush=True)
+        print(f"[s2d] results: {run_dir / 'results.json'}", flush=True)
+        exit_code = 0
+    except UserError as e:
+        print(f"s2d: error: {e}", file=sys.stderr, flush=True)
+        exit_code = 2
+    finally:
+        if tracker is not None:
+            tracker.finish(exit_code)
+    if exit_code:
+        sys.exit(exit_code)
+
+
+def main() -> None:
+    try:
+        check_group_overrides(sys.argv[1:])
+    except UserError as e:
+        print(f"s2d: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Curation filters: from the System 2 answers of one input, the distillation target or None (input dropped).
+
+Only `gold` reads labels, and it exists as an upper-bound ablation, labelled as such in every report.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from s2d.errors import UserError, check_positive
+from s2d.registry import register
+
+
+class Filter:
+    uses_labels = False
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.name = cfg.name
+        check_positive("filter.samples_per_input", cfg.samples_per_input)
+        self.samples_per_input = int(cfg.samples_per_input)
+        self.temperature = float(cfg.temperature)
+        self.top_p = float(cfg.top_p)
+        if self.samples_per_input > 1 and self.temperature <= 0:
+            raise UserError(f"filter.samples_per_input={self.samples_per_input} needs filter.temperature > 0 "
+                            "(greedy samples are all the same)")
+
+    def select(self, answers: list[str | None], gold: str) -> str | None:
+        raise NotImplementedError
+
+
+@register("filter", "majority")
+class Majority(Filter):
+    """Self-consistency of outputs (§3.2): keep the most frequent answer if it is the unique winner and holds at
+    least `min_share` of all N samples (unparsed samples count in N but cannot win)."""
+
+    def select(self, answers, gold):
+        votes = Counter(a for a in answers if a)
+        if not votes:
+            return None
+        (top, count), *rest = votes.most_common()
+        if rest and rest[0][1] == count:
+            return None   # tie: no majority winner
+        return top if count / len(answers) >= float(self.cfg.min_share) else None
+
+
+@register("filter", "none")
+class NoFilter(Filter):
+    """No consistency check: the (single, greedy) System 2 answer, dropped only when unparseable."""
+
+    def select(self, answers, gold):
+        return answers[0]
+
+
+@register("filter", "gold")
+class Gold(Filter):
+    """Ablation / upper bound, not label-free: keep an input only if a System 2 answer equals the gold label."""
+    uses_labels = True
+
+    def select(self, answers, gold):
+        return gold if gold in answers else None

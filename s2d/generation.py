@@ -1,0 +1,54 @@
+"""Run a technique over items with a resumable, content-addressed JSONL cache.
+
+Records are keyed `<item id>#<sample>`. Items are processed in chunks of `backend.batch_size` inputs and each
+chunk is appended as soon as it is done, so a killed run loses at most one chunk and a rerun generates only what
+is missing. Chunk boundaries (and so sampling seeds) do not move on resume, so a resumed run gives the same records.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from s2d.cache import JsonlStore, cache_key
+
+
+@dataclass
+class GenerationResult:
+    records: dict[str, list[dict]]   # item id -> one trace per sample
+    key: str
+    path: Path
+    generated: int                   # item-samples generated now (0 when fully cached)
+    cached: int                      # item-samples read from the cache
+
+
+def run_technique_cached(ctx, label: str, technique, items, n_samples: int, temperature: float, top_p: float,
+                         key_payload: dict, gen_factory=None) -> GenerationResult:
+    key = cache_key({"kind": "generations", "version": 1, **key_payload,
+                     "n_samples": n_samples, "temperature": temperature, "top_p": top_p})
+    path = Path(ctx.cache_dir) / "generations" / f"{label}-{key}" / "records.jsonl"
+    store = JsonlStore(path)
+    done = store.load()
+    wanted = [(item, s) for item in items for s in range(n_samples)]
+    missing_items = [item for item in items if any(f"{item.id}#{s}" not in done for s in range(n_samples))]
+    generated = 0
+    if missing_items:
+        gen = (gen_factory or ctx.generator)()
+        chunk = max(1, int(ctx.cfg.backend.batch_size) // n_samples)
+        bar = tqdm(total=len(missing_items), desc=f"{label}: {technique.name}", unit="input")
+        for start in range(0, len(missing_items), chunk):
+            part = missing_items[start:start + chunk]
+            expanded = [(item, s) for item in part for s in range(n_samples)]
+            # Seed from the chunk's first item id: the same chunk gets the same samples on a resumed run.
+            seed = int(ctx.cfg.seed) * 1_000_003 + zlib.crc32(part[0].id.encode())
+            traces = technique.run(gen, [item.question for item, _ in expanded], temperature, top_p, seed)
+            store.append({"id": f"{item.id}#{s}", "item": item.id, "sample": s, **trace}
+                         for (item, s), trace in zip(expanded, traces))
+            generated += len(expanded)
+            bar.update(len(part))
+        bar.close()
+        done = store.load()
+    records = {item.id: [done[f"{item.id}#{s}"] for s in range(n_samples)] for item in items}
+    return GenerationResult(records, key, path, generated, len(wanted) - generated)

@@ -1,0 +1,84 @@
+"""Stage order and shared state: generate -> curate -> train -> evaluate.
+
+Each stage is a function `run(ctx) -> dict` in s2d/stages/, reading the resolved config slice it needs and writing
+content-addressed outputs under `paths.cache_dir`. `ctx.outputs[stage]` carries results to later stages.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from s2d.backends.embedded import resolve_model_path
+from s2d.backends.hf import resolve_dtype
+from s2d.errors import check_positive
+from s2d.registry import build
+
+STAGES = ("generate", "curate", "train", "evaluate")
+
+
+@dataclass
+class Context:
+    cfg: object
+    run_dir: Path
+    cache_dir: Path
+    model_path: str = ""
+    task: object = None
+    train_items: list = field(default_factory=list)
+    test_items: list = field(default_factory=list)
+    outputs: dict = field(default_factory=dict)
+    stages: dict = field(default_factory=dict)
+    _generator: object = None
+
+    @property
+    def model_identity(self) -> dict:
+        """What makes generations of this model reproducible: where it comes from and its numeric precision."""
+        return {"path": str(self.cfg.model.path), "dtype": resolve_dtype(self.cfg.backend.dtype)}
+
+    def generator(self):
+        """The base model, loaded on first use (a fully cached rerun never loads it)."""
+        if self._generator is None:
+            from s2d.backends.hf import HFGenerator
+            b = self.cfg.backend
+            self._generator = HFGenerator(self.model_path, dtype=b.dtype, batch_size=int(b.batch_size),
+                                          num_threads=b.num_threads,
+                                          trust_remote_code=bool(self.cfg.model.get("trust_remote_code", False)))
+        return self._generator
+
+    def release_generator(self) -> None:
+        self._generator = None
+
+
+def validate(cfg) -> None:
+    """Value checks that Hydra's composition cannot make; each raises a one-line UserError."""
+    check_positive("data.train_size", cfg.data.train_size)
+    check_positive("data.test_size", cfg.data.test_size)
+    check_positive("backend.batch_size", cfg.backend.batch_size)
+    check_positive("eval.max_new_tokens", cfg.eval.max_new_tokens)
+    check_positive("training.epochs", cfg.training.epochs)
+    check_positive("training.batch_size", cfg.training.batch_size)
+    check_positive("training.learning_rate", cfg.training.learning_rate)
+
+
+def prepare(cfg, run_dir: Path) -> Context:
+    validate(cfg)
+    ctx = Context(cfg=cfg, run_dir=Path(run_dir), cache_dir=Path(cfg.paths.cache_dir))
+    ctx.task = build("task", cfg.task)
+    build("technique", cfg.technique, task=ctx.task)   # fail fast on a bad technique config
+    build("filter", cfg.filter)
+    ctx.train_items, ctx.test_items = ctx.task.splits(int(cfg.seed), int(cfg.data.train_size), int(cfg.data.test_size))
+    ctx.model_path = resolve_model_path(cfg.model, ctx.cache_dir)
+    return ctx
+
+
+def run_stages(ctx: Context) -> None:
+    from s2d.stages import curate, evaluate, generate, train
+    for name, module in zip(STAGES, (generate, curate, train, evaluate)):
+        start = time.perf_counter()
+        print(f"[s2d] stage {name} ...", flush=True)
+        out = module.run(ctx)
+        ctx.outputs[name] = out
+        ctx.stages[name] = {"cached": bool(out.get("cached")), "wall_s": round(time.perf_counter() - start, 2),
+                            **out.get("stage_info", {})}
+        print(f"[s2d] stage {name} done in {ctx.stages[name]['wall_s']:.1f}s"
+              f"{' (cached)' if ctx.stages[name]['cached'] else ''}", flush=True)

@@ -1,0 +1,61 @@
+"""results.json (the record of truth, schema in shared/design.md) and the end-of-run table."""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import subprocess
+from pathlib import Path
+
+PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "hydra-core", "wandb", "lm_eval")
+
+
+def git_sha() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def package_versions() -> dict:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def build_results(ctx, started: dt.datetime, wall_s: float) -> dict:
+    cfg, ev = ctx.cfg, ctx.outputs["evaluate"]["rows"]
+    curation = dict(ctx.outputs["curate"]["stats"])
+    return {
+        "run": {"name": str(cfg.name), "model": str(cfg.model.name), "technique": str(cfg.technique.name),
+                "task": str(cfg.task.name), "filter": str(cfg.filter.name), "training": str(cfg.training.name),
+                "seed": int(cfg.seed), "git_sha": git_sha(), "started": started.isoformat(timespec="seconds"),
+                "wall_s": round(wall_s, 2), "run_dir": str(ctx.run_dir), "packages": package_versions(),
+                "train_size": int(cfg.data.train_size), "test_size": int(cfg.data.test_size)},
+        "system1": ev["system1"],
+        "system2": ev["system2"],
+        "distilled": ev["distilled"],
+        "curation": curation,
+        "stages": ctx.stages,
+    }
+
+
+def format_table(results: dict) -> str:
+    r, c = results["run"], results["curation"]
+    label = "distilled System 1" + (" (GOLD-filtered ablation)" if c.get("uses_gold_labels") else "")
+    rows = [("System 1 (base)", results["system1"]), (f"System 2 ({r['technique']})", results["system2"]),
+            (label, results["distilled"])]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{r['task']} | model {r['model']} | filter {r['filter']} | training {r['training']} | seed {r['seed']}",
+             f"{'':{width}}  accuracy  tokens/input  unparsed     n",
+             *(f"{name:{width}}  {m['accuracy']:8.1%}  {m['tokens_per_input']:12.1f}  {m['unparsed']:8d}  {m['n']:4d}"
+               for name, m in rows)]
+    ta = c.get("target_accuracy")
+    lines.append(f"curation: kept {c['kept']}/{c['inputs']} inputs ({c['kept_fraction']:.0%}) from "
+                 f"{c['samples_per_input']} sample(s) each; target accuracy "
+                 f"{'n/a' if ta is None else f'{ta:.1%}'} (gold labels, analysis only)")
+    return "\n".join(lines)

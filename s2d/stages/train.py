@@ -1,0 +1,94 @@
+"""Stage 3, train: fine-tune the same model on input -> final answer (TRL SFT, loss on the answer only).
+
+    s2d training=lora training.epochs=3        # or training=full
+
+Phases: key -> cached? -> compute -> write -> return. The adapter (LoRA) or model folder (full) is trained in a
+staging folder and renamed into the cache when complete; key = distillation-set key + model + training config.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from s2d.cache import cache_key, plain
+
+
+def run(ctx) -> dict:
+    examples = ctx.outputs["curate"]["examples"]
+    cfg = ctx.cfg.training
+    key = cache_key({"kind": "train", "version": 1, "distill_set": ctx.outputs["curate"]["key"],
+                     "model": ctx.model_identity["path"], "training": plain(cfg), "seed": int(ctx.cfg.seed)})
+    target = Path(ctx.cache_dir) / "checkpoints" / key
+    if not examples:
+        print("[s2d] WARNING: curation kept no examples; nothing to train, the distilled model is the base model",
+              flush=True)
+        return {"path": None, "key": key, "cached": False, "stage_info": {"key": key, "trained": False}}
+    cached = (target / "s2d_train.json").exists()
+    if not cached:
+        ctx.release_generator()   # free the generation model's memory before training
+        train(ctx, examples, target)
+    _link(ctx.run_dir / "checkpoint", target)
+    return {"path": str(target), "key": key, "cached": cached, "method": cfg.method,
+            "stage_info": {"key": key, "trained": True, "examples": len(examples)}}
+
+
+def train(ctx, examples: list[dict], target: Path) -> None:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from s2d.cache import atomic_write_json
+
+    cfg = ctx.cfg.training
+    on_gpu = torch.cuda.is_available()
+    # Conversational prompt-completion rows: TRL applies the tokenizer's chat template exactly as generation does
+    # and puts the loss on the completion (the answer) only.
+    data = Dataset.from_list([{"prompt": [{"role": "user", "content": e["prompt"]}],
+                               "completion": [{"role": "assistant", "content": e["target"]}]} for e in examples])
+    tokenizer = AutoTokenizer.from_pretrained(ctx.model_path)
+    model = AutoModelForCausalLM.from_pretrained(ctx.model_path, dtype=torch.bfloat16 if on_gpu else torch.float32,
+                                                 use_safetensors=True,
+                                                 trust_remote_code=bool(ctx.cfg.model.get("trust_remote_code")))
+    peft_config = None
+    if cfg.method == "lora":
+        from peft import LoraConfig
+        peft_config = LoraConfig(r=int(cfg.lora.r), lora_alpha=int(cfg.lora.alpha), lora_dropout=float(cfg.lora.dropout),
+                                 target_modules=plain(cfg.lora.target_modules), task_type="CAUSAL_LM")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
+        steps_per_epoch = -(-len(examples) // (int(cfg.batch_size) * int(cfg.grad_accum)))
+        total = int(cfg.max_steps) if int(cfg.max_steps) > 0 else steps_per_epoch * int(cfg.epochs)
+        args = SFTConfig(
+            output_dir=str(Path(tmp) / "trainer"), seed=int(ctx.cfg.seed), data_seed=int(ctx.cfg.seed),
+            num_train_epochs=float(cfg.epochs), max_steps=int(cfg.max_steps),
+            per_device_train_batch_size=int(cfg.batch_size), gradient_accumulation_steps=int(cfg.grad_accum),
+            learning_rate=float(cfg.learning_rate), warmup_steps=int(round(float(cfg.warmup_ratio) * total)),
+            max_length=int(cfg.max_length), completion_only_loss=True,
+            gradient_checkpointing=False,   # TRL turns it on by default; it costs ~25% on small models
+            bf16=on_gpu, use_cpu=not on_gpu, dataloader_pin_memory=on_gpu,
+            logging_steps=max(1, total // 10), save_strategy="no", report_to="none")
+        trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                             peft_config=peft_config)
+        result = trainer.train()
+        staging = Path(tmp) / "out"
+        trainer.save_model(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        atomic_write_json(staging / "s2d_train.json", {"method": cfg.method, "examples": len(examples),
+                                                       "steps": result.global_step,
+                                                       "train_loss": result.training_loss,
+                                                       "log_history": trainer.state.log_history})
+        shutil.rmtree(Path(tmp) / "trainer", ignore_errors=True)
+        if target.exists():          # a previous run died after rename? it had no s2d_train.json: replace
+            shutil.rmtree(target)
+        os.replace(staging, target)
+
+
+def _link(link: Path, target: Path) -> None:
+    """Point the run folder at the cached checkpoint instead of copying hundreds of MB."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target, target_is_directory=True)

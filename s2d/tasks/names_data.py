@@ -1,0 +1,41 @@
+"""First names from the `names` package (1990 US Census lists, MIT), the word source of last-letter and coin flip."""
+from __future__ import annotations
+
+import importlib.util
+import random
+from functools import lru_cache
+from pathlib import Path
+
+from s2d.errors import UserError
+
+
+@lru_cache(maxsize=1)
+def first_names() -> tuple[str, ...]:
+    spec = importlib.util.find_spec("names")
+    if spec is None or spec.origin is None:
+        raise UserError("the 'names' package is missing; run: .venv/bin/pip install names==0.3.0")
+    folder = Path(spec.origin).parent
+    seen, out = set(), []
+    for fname in ("dist.male.first", "dist.female.first"):
+        for line in (folder / fname).read_text().splitlines():
+            if line.strip():
+                name = line.split()[0].capitalize()
+                if name not in seen and name.isalpha():
+                    seen.add(name)
+                    out.append(name)
+    return tuple(out)
+
+
+def split_names(seed: int, test_share: float = 0.3) -> tuple[list[str], list[str]]:
+    """Shuffle the names with `seed` and cut them into disjoint train / test pools (no test name is ever
+    seen in training, as the paper's 1,200 unique words)."""
+    pool = list(first_names())
+    random.Random(seed).shuffle(pool)
+    cut = int(len(pool) * (1 - test_share))
+    return pool[:cut], pool[cut:]
+
+
+def draw_groups(pool: list[str], k: int, count: int, seed: int) -> list[list[str]]:
+    """`count` groups of `k` distinct names drawn from `pool`; deterministic and prefix-stable in `count`."""
+    rng = random.Random(seed)
+    return [rng.sample(pool, k) for _ in range(count)]

@@ -1,0 +1,74 @@
+"""Prompt chains: System 1, CoT, 1-step RaR and 2-step RaR are each a list of prompt steps.
+
+Each step's template sees `{question}` and the outputs of earlier steps by step name (`{rephrase}`). A step runs
+for the whole batch of inputs before the next one starts, and every call is recorded with its generated tokens.
+"""
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+from s2d.backends.hf import Sampling
+from s2d.errors import UserError, check_positive
+from s2d.registry import register
+
+
+class Technique:
+    """A System 2 program over a generator. `run` returns one trace per input:
+    {"calls": [{"step", "prompt", "output", "tokens"}...], "output": final text, "tokens": sum over calls}."""
+
+    def __init__(self, cfg, task=None):
+        self.cfg = cfg
+        self.name = cfg.name
+        self.task = task
+
+    def run(self, gen, questions: list[str], temperature: float, top_p: float, seed: int) -> list[dict]:
+        raise NotImplementedError
+
+
+@register("technique", "chain")
+class Chain(Technique):
+    def __init__(self, cfg, task=None):
+        super().__init__(cfg, task)
+        if not cfg.steps:
+            raise UserError(f"technique '{cfg.name}' has no steps")
+        for step in cfg.steps:
+            check_positive(f"technique.steps.{step.name}.max_new_tokens", step.max_new_tokens)
+
+    def templates(self) -> list[str]:
+        return [step.template for step in self.cfg.steps]
+
+    def run(self, gen, questions, temperature, top_p, seed):
+        state = [{"question": q} for q in questions]
+        calls: list[list[dict]] = [[] for _ in questions]
+        for index, (step, template) in enumerate(zip(self.cfg.steps, self.templates())):
+            prompts = [template.format_map(s) for s in state]
+            sampling = Sampling(int(step.max_new_tokens), temperature, float(step.get("top_p") or top_p))
+            prefill = step.get("prefill") or ""
+            outs = gen.generate(prompts, sampling, seed=seed + 7919 * index, prefill=prefill,
+                                desc=f"{self.name}/{step.name}")
+            for s, c, prompt, out in zip(state, calls, prompts, outs):
+                s[step.name] = out.text
+                c.append({"step": step.name, "prompt": prompt, "prefill": prefill, "output": out.text,
+                          "tokens": out.tokens})
+        return [{"calls": c, "output": c[-1]["output"], "tokens": sum(x["tokens"] for x in c)} for c in calls]
+
+
+@register("technique", "rar_2step")
+class RaR2Step(Chain):
+    """2-step RaR (Figs. 4-5). `keep_original: true` gives step 2 the original question too, as the original
+    RaR code does (`(original) ... (rephrased) ...`); the paper's figures pass only the rephrased question."""
+
+    def templates(self):
+        templates = super().templates()
+        if self.cfg.get("keep_original"):
+            templates[-1] = self.cfg.original_respond_template
+        return templates
+
+
+def system1_technique(task_cfg, max_new_tokens: int) -> Chain:
+    """The zero-shot System 1 baseline: the task's System 1 prompt, one call. Used by evaluation for the base
+    and the distilled model, so both see exactly the same prompt."""
+    cfg = OmegaConf.create({"impl": "chain", "name": "system1",
+                            "steps": [{"name": "answer", "template": task_cfg.system1_template,
+                                       "max_new_tokens": max_new_tokens}]})
+    return Chain(cfg)

@@ -1,0 +1,34 @@
+import json
+
+from omegaconf import OmegaConf
+
+from s2d.cache import JsonlStore, atomic_write_json, cache_key, read_json
+
+
+def test_cache_key_ignores_dict_order_and_accepts_omegaconf():
+    a = cache_key({"x": 1, "y": [1, 2]})
+    assert a == cache_key({"y": [1, 2], "x": 1}) == cache_key(OmegaConf.create({"x": 1, "y": [1, 2]}))
+    assert a != cache_key({"x": 2, "y": [1, 2]})
+
+
+def test_cache_key_resolves_interpolations():
+    cfg = OmegaConf.create({"n": 2, "t": "separate these ${n} words"})
+    assert cache_key(cfg) == cache_key({"n": 2, "t": "separate these 2 words"})
+
+
+def test_jsonl_store_cuts_a_torn_last_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    store = JsonlStore(path)
+    store.append([{"id": "a", "v": 1}, {"id": "b", "v": 2}])
+    with open(path, "a") as f:
+        f.write('{"id": "c", "v"')          # a run killed mid-write
+    records = JsonlStore(path).load()
+    assert sorted(records) == ["a", "b"]
+    assert path.read_text().endswith("\n")
+
+
+def test_atomic_write_json_leaves_no_temp_files(tmp_path):
+    atomic_write_json(tmp_path / "out.json", {"a": 1})
+    assert read_json(tmp_path / "out.json") == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+    assert json.loads((tmp_path / "out.json").read_text())["a"] == 1

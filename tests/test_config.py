@@ -1,0 +1,59 @@
+"""Every config of every group composes; bad choices and values fail with one clear line."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from s2d.cli import CONF_DIR, config_groups
+from s2d.pipeline import validate
+from s2d.registry import build
+
+GROUP_OPTIONS = [(g, o) for g, opts in sorted(config_groups().items()) for o in opts]
+
+
+def _compose(overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=False)
+
+
+@pytest.mark.parametrize("group,option", GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
+def test_every_config_composes_and_resolves(group, option):
+    cfg = _compose([f"{group}={option}"])
+    OmegaConf.resolve(cfg)
+    validate(cfg)
+    task = build("task", cfg.task)
+    build("technique", cfg.technique, task=task)
+    build("filter", cfg.filter)
+
+
+def test_rar_2step_prompt_follows_the_task():
+    cfg = _compose(["task=last_letter", "task.words_per_input=4", "technique=rar_2step"])
+    assert "separate these 4 words" in cfg.technique.steps[0].template
+    cfg = _compose(["task=coin_flip", "technique=rar_2step"])
+    assert cfg.technique.steps[1].template == "{rephrase} Answer the Yes or No question."
+
+
+def _s2d(*args):
+    env = {**os.environ, "S2D_CACHE_DIR": "/nonexistent-s2d-cache-never-written", "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, "-m", "s2d", *args], capture_output=True, text=True, env=env, cwd=tempfile.mkdtemp(),
+                          timeout=120)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["technique=__nope__"], "unknown technique '__nope__'; valid choices: cot, rar_1step, rar_2step, system1"),
+    (["task=nope"], "unknown task 'nope'; valid choices: coin_flip, last_letter"),
+    (["-m", "filter=majority,bogus"], "unknown filter 'bogus'; valid choices: gold, majority, none"),
+    (["data.test_size=-5"], "bad data.test_size=-5"),
+    (["task.words_per_input=0"], "bad task.words_per_input=0"),
+    (["model.path=/no/such/dir"], "model.path='/no/such/dir'"),
+])
+def test_bad_input_is_one_line_and_nonzero(args, needle):
+    r = _s2d(*args)
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.strip()]
+    assert errors == [errors[0]] and needle in errors[0], r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
