@@ -67,7 +67,7 @@ def prepare(cfg, run_dir: Path) -> Context:
     build("technique", cfg.technique, task=ctx.task)   # fail fast on a bad technique config
     build("filter", cfg.filter)
     ctx.train_items, ctx.test_items = ctx.task.splits(int(cfg.seed), int(cfg.data.train_size), int(cfg.data.test_size))
-    ctx.model_path = resolve_model_path(cfg.model, ctx.cache_dir)
+    ctx.model_path = resolve_model_path(cfg.model, cfg.paths.models_dir)
     return ctx
 
 

@@ -57,12 +57,12 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
     tok.save_pretrained(out_dir)
 
 
-def resolve_model_path(model_cfg, cache_dir: str | os.PathLike) -> str:
+def resolve_model_path(model_cfg, models_dir: str | os.PathLike) -> str:
     """Return something `from_pretrained` accepts for this model config, converting embedded GGUFs once."""
     path = str(model_cfg.path)
     if path.startswith("embedded:"):
         name = path.split(":", 1)[1]
-        target = Path(cache_dir) / "models" / name
+        target = Path(models_dir) / name
         if (target / "config.json").exists():
             return str(target)
         if not model_cfg.get("gguf_parts"):

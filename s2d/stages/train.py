@@ -24,7 +24,8 @@ def run(ctx) -> dict:
     if not examples:
         print("[s2d] WARNING: curation kept no examples; nothing to train, the distilled model is the base model",
               flush=True)
-        return {"path": None, "key": key, "cached": False, "stage_info": {"key": key, "trained": False}}
+        # `cached` means "redid no work": with nothing to train there is no work to redo.
+        return {"path": None, "key": key, "cached": True, "stage_info": {"key": key, "trained": False}}
     cached = (target / "s2d_train.json").exists()
     if not cached:
         ctx.release_generator()   # free the generation model's memory before training
