@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/s2d $(ARGS)
+	$(VENV)/bin/s2d experiment=demo $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q -rs $(PYTEST_ARGS)
