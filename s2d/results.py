@@ -40,6 +40,7 @@ def build_results(ctx, started: dt.datetime, wall_s: float) -> dict:
         "system2": ev["system2"],
         "distilled": ev["distilled"],
         "curation": curation,
+        "broad": ctx.outputs["broad"]["broad"],
         "stages": ctx.stages,
     }
 
@@ -58,4 +59,8 @@ def format_table(results: dict) -> str:
     lines.append(f"curation: kept {c['kept']}/{c['inputs']} inputs ({c['kept_fraction']:.0%}) from "
                  f"{c['samples_per_input']} sample(s) each; target accuracy "
                  f"{'n/a' if ta is None else f'{ta:.1%}'} (gold labels, analysis only)")
+    if results.get("broad"):
+        lines += ["", f"broad benchmarks (lm-eval){'':8}  base  distilled   delta  stderr  regressed     n"]
+        lines += [f"{name:34s} {b['base']:5.1%}  {b['distilled']:9.1%}  {b['delta']:+6.1%}  {b['stderr']:6.1%}  "
+                  f"{'YES' if b['regressed'] else 'no':>9s}  {b['n']:4d}" for name, b in results["broad"].items()]
     return "\n".join(lines)

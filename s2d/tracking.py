@@ -59,8 +59,10 @@ class Tracker:
         wandb = self.wandb
         summary = {k: v for k, v in flatten({k: results[k] for k in results if k != "run"}).items()}
         self.run.summary.update(summary)
-        self.run.log({"samples": self._samples_table(eval_samples),
-                      "distill_set": self._distill_table(distill_set)})
+        tables = {"samples": self._samples_table(eval_samples), "distill_set": self._distill_table(distill_set)}
+        if results.get("broad"):
+            tables["broad"] = self._broad_table(results["broad"])
+        self.run.log(tables)
         if distill_path:
             art = wandb.Artifact(f"distill-set-{self.run.id}", type="dataset",
                                  metadata=results.get("curation", {}))
@@ -88,6 +90,13 @@ class Tracker:
         for e in examples:
             table.add_data(e["id"], e["prompt"], " | ".join(str(v) for v in e["votes"]), e["target"],
                            e["target_correct"])
+        return table
+
+    def _broad_table(self, broad: dict):
+        cols = ["benchmark", "metric", "n", "base", "distilled", "delta", "stderr", "regressed"]
+        table = self.wandb.Table(columns=cols)
+        for name, b in broad.items():
+            table.add_data(name, *(b[c] for c in cols[1:]))
         return table
 
     def finish(self, exit_code: int = 0) -> None:

@@ -16,10 +16,14 @@ SCHEMA = {
 
 
 def test_end_to_end_then_rerun_is_fully_cached(s2d, tmp_path):
-    proc, results, run_dir = s2d(*tiny_args("rar_2step", "majority", samples=2))
+    broad = ["benchmarks=quick", "benchmarks.tasks=[arc_easy,piqa]", "benchmarks.limit=4"]
+    proc, results, run_dir = s2d(*tiny_args("rar_2step", "majority", samples=2), *broad)
     for block, keys in SCHEMA.items():
         assert keys <= set(results[block]), (block, set(results[block]))
-    assert set(results["stages"]) == {"generate", "curate", "train", "evaluate"}
+    assert set(results["stages"]) == {"generate", "curate", "train", "evaluate", "broad"}
+    for bench in ("arc_easy", "piqa"):
+        assert {"base", "distilled", "delta", "stderr", "regressed"} <= set(results["broad"][bench])
+        assert results["broad"][bench]["n"] == 4
     assert results["stages"]["generate"]["generated"] == 4 * 2          # 4 inputs x 2 samples
     assert results["system2"]["calls_per_input"] == 2                    # 2-step RaR: two calls per input
     assert results["system1"]["n"] == results["distilled"]["n"] == 4
@@ -32,13 +36,14 @@ def test_end_to_end_then_rerun_is_fully_cached(s2d, tmp_path):
     for block in ("system1", "system2", "distilled", "curation"):
         for key, value in results[block].items():
             assert summary[f"{block}/{key}"] == value, (block, key)
+    assert summary["broad/arc_easy/delta"] == results["broad"]["arc_easy"]["delta"]
     assert summary["samples/nrows"] == 4
 
     # The same config again: no stage recomputes, no System 2 generation.
-    _, again, _ = s2d(*tiny_args("rar_2step", "majority", samples=2))
+    _, again, _ = s2d(*tiny_args("rar_2step", "majority", samples=2), *broad)
     assert all(stage["cached"] for stage in again["stages"].values()), again["stages"]
     assert again["stages"]["generate"]["generated"] == 0
-    for row in ("system1", "system2", "distilled", "curation"):
+    for row in ("system1", "system2", "distilled", "curation", "broad"):
         assert again[row] == results[row]
 
 

@@ -1,0 +1,128 @@
+"""Stage 5, broad: held-out benchmarks through lm-eval on the base and the distilled model; flag regressions.
+
+    s2d benchmarks=quick              # or benchmarks=full, benchmarks=none (skip), benchmarks.tasks=[arc_easy,piqa]
+
+Phases: key -> cached? -> compute -> write -> return. Each model's scores are cached by model identity + rendered
+task YAMLs + item subset, so a sweep evaluates the base model once. The LoRA adapter is evaluated through
+lm-eval's PEFT support without merging; a full fine-tune by its folder. The delta's standard error is paired over
+the same items (per-item scores from lm-eval's samples); `regressed` = delta < -regression_sigma * stderr.
+"""
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+from s2d.broad_data import SHIPPED, count_docs, prepare_tasks
+from s2d.cache import atomic_write_json, cache_key, plain, read_json
+
+PRIMARY = {"generate_until": "exact_match"}   # multiple-choice and loglikelihood tasks report `acc`
+
+
+def run(ctx) -> dict:
+    bcfg = ctx.cfg.benchmarks
+    if not bcfg.get("tasks"):
+        return {"cached": True, "broad": {}, "stage_info": {"skipped": True}}
+    plan = make_plan(ctx.cache_dir, bcfg, int(ctx.cfg.seed))
+    base_key = cache_key({"kind": "broad", "version": 1, "model": ctx.model_identity, "plan": plan})
+    base, base_cached = evaluate_cached(ctx, base_key, plan, ctx.model_path, None)
+    train = ctx.outputs["train"]
+    if train["path"] is None:          # nothing was trained: the distilled model is the base model
+        distilled, dist_cached = base, True
+    else:
+        dist_key = cache_key({"kind": "broad", "version": 1, "checkpoint": train["key"], "plan": plan})
+        lora = ctx.cfg.training.method == "lora"
+        distilled, dist_cached = evaluate_cached(ctx, dist_key, plan,
+                                                 ctx.model_path if lora else train["path"],
+                                                 train["path"] if lora else None)
+    broad = {name: verdict(base[name], distilled[name], float(bcfg.regression_sigma)) for name in base}
+    return {"broad": broad, "cached": base_cached and dist_cached,
+            "stage_info": {"base_cached": base_cached, "distilled_cached": dist_cached}}
+
+
+def make_plan(cache_dir, bcfg, seed: int) -> dict:
+    """Which lm-eval task and which item indices per benchmark, plus the settings that change scores."""
+    names = list(plain(bcfg.tasks))
+    shipped = [n for n in names if n in SHIPPED]
+    include = prepare_tasks(cache_dir, shipped) if shipped else None
+    overrides = plain(bcfg.get("limit_overrides")) or {}
+    tasks = {}
+    for name in names:
+        limit = overrides.get(name, bcfg.limit)
+        if name in SHIPPED:
+            total = count_docs(cache_dir, name)
+            k = total if limit is None else min(int(limit), total)
+            indices = sorted(random.Random(f"{seed}-{name}").sample(range(total), k))
+            yaml_text = (Path(include) / f"s2d_{name}.yaml").read_text()
+            tasks[name] = {"lm_eval_task": f"s2d_{name}", "indices": indices, "yaml": yaml_text}
+        else:   # a standard lm-eval task (needs the hub): its first `limit` items
+            tasks[name] = {"lm_eval_task": name, "indices": None if limit is None else list(range(int(limit)))}
+    return {"tasks": tasks, "include_path": str(include) if include else None,
+            "num_fewshot": bcfg.num_fewshot, "apply_chat_template": bool(bcfg.apply_chat_template),
+            "batch_size": int(bcfg.batch_size), "bootstrap_iters": int(bcfg.bootstrap_iters)}
+
+
+def evaluate_cached(ctx, key: str, plan: dict, model_path: str, adapter: str | None) -> tuple[dict, bool]:
+    path = Path(ctx.cache_dir) / "broad" / f"{key}.json"
+    if path.exists():
+        return read_json(path), True
+    ctx.release_generator()
+    scores = lm_eval_scores(plan, model_path, adapter, ctx.cfg.backend.dtype,
+                            bool(ctx.cfg.model.get("trust_remote_code", False)), int(ctx.cfg.seed))
+    atomic_write_json(path, scores)
+    return scores, False
+
+
+def lm_eval_scores(plan: dict, model_path: str, adapter: str | None, dtype: str, trust_remote_code: bool,
+                   seed: int) -> dict:
+    """Run lm-eval once over every planned benchmark; return score, stderr and per-item values for each."""
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    tasks = plan["tasks"]
+    needs_defaults = any(not t["lm_eval_task"].startswith("s2d_") for t in tasks.values())
+    manager = TaskManager(include_path=plan["include_path"], include_defaults=needs_defaults)
+    lm = make_lm(model_path, adapter, dtype, plan["batch_size"], trust_remote_code)
+    samples = {t["lm_eval_task"]: t["indices"] for t in tasks.values() if t["indices"] is not None}
+    out = simple_evaluate(model=lm, tasks=[t["lm_eval_task"] for t in tasks.values()], task_manager=manager,
+                          samples=samples or None, num_fewshot=plan["num_fewshot"],
+                          apply_chat_template=plan["apply_chat_template"], log_samples=True,
+                          bootstrap_iters=plan["bootstrap_iters"], random_seed=seed, numpy_random_seed=seed,
+                          torch_random_seed=seed, fewshot_random_seed=seed)
+    scores = {}
+    for name, t in tasks.items():
+        task_name = t["lm_eval_task"]
+        res = out["results"][task_name]
+        metric_key = next(k for k in res if "," in k and "_stderr" not in k)
+        metric, filt = metric_key.split(",", 1)
+        per_item = {str(s["doc_id"]): float(s[metric]) for s in out["samples"][task_name] if s["filter"] == filt}
+        stderr = res.get(f"{metric}_stderr,{filt}")
+        scores[name] = {"metric": metric_key, "score": float(res[metric_key]),
+                        "stderr": float(stderr) if isinstance(stderr, (int, float)) else None,
+                        "n": len(per_item), "per_item": per_item}
+    return scores
+
+
+def make_lm(model_path: str, adapter: str | None, dtype: str, batch_size: int, trust_remote_code: bool = False):
+    """lm-eval's HF model; with `adapter`, lm-eval wraps it in a PeftModel (the adapter is not merged)."""
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
+    from s2d.backends.hf import resolve_dtype
+    return HFLM(pretrained=model_path, peft=adapter, dtype=resolve_dtype(dtype), batch_size=batch_size,
+                trust_remote_code=trust_remote_code, device="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def verdict(base: dict, distilled: dict, sigma: float) -> dict:
+    """Delta with its paired standard error over the items both models were scored on."""
+    common = sorted(set(base["per_item"]) & set(distilled["per_item"]))
+    diffs = [distilled["per_item"][i] - base["per_item"][i] for i in common]
+    n = len(diffs)
+    delta = distilled["score"] - base["score"]
+    if n > 1:
+        mean = sum(diffs) / n
+        stderr = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n)
+    else:   # fall back to independent samples from lm-eval's own stderrs
+        stderr = math.sqrt((base["stderr"] or 0) ** 2 + (distilled["stderr"] or 0) ** 2)
+    return {"metric": base["metric"], "n": n, "base": base["score"], "distilled": distilled["score"],
+            "delta": delta, "stderr": stderr, "regressed": bool(delta < 0 and -delta > sigma * stderr)}

