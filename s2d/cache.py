@@ -6,6 +6,8 @@ half-written result; generations are appended item by item to a JSONL file, so a
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -48,6 +50,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(plain(obj), indent=2, sort_keys=False, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike):
+    """Exclusive claim on a cache entry across processes (parallel sweep jobs): the second job waits for the
+    first to finish the entry, then finds it in the cache instead of computing it again."""
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def read_json(path: str | os.PathLike) -> Any:

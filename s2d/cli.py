@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import hydra
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from s2d.errors import UserError
@@ -64,15 +65,19 @@ def app(cfg) -> None:
     from s2d.cache import atomic_write_json
     from s2d.tracking import Tracker
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     started, t0 = dt.datetime.now(), time.perf_counter()
     print("[s2d] resolved config:\n" + OmegaConf.to_yaml(cfg, resolve=True), flush=True)
     tracker, exit_code = None, 1
     try:
         ctx = prepare(cfg, run_dir)
-        tracker = Tracker(cfg, run_dir)
+        tracker = Tracker(cfg, run_dir, job_identity(hydra_cfg, multirun))
         run_stages(ctx)
         results = build_results(ctx, started, time.perf_counter() - t0)
+        if tracker.run is not None:
+            results["run"]["wandb"] = tracker.info
         atomic_write_json(run_dir / "results.json", results)
         tracker.log_results(results, ctx.outputs["evaluate"]["samples"], ctx.outputs["curate"]["examples"],
                             str(run_dir / "distill_set.json"),
@@ -83,11 +88,35 @@ def app(cfg) -> None:
     except UserError as e:
         print(f"s2d: error: {e}", file=sys.stderr, flush=True)
         exit_code = 2
+        record_failure(run_dir, e)
+        if multirun:
+            raise   # Hydra records the failed job; its siblings still run
+    except BaseException as e:
+        record_failure(run_dir, e)
+        raise
     finally:
         if tracker is not None:
             tracker.finish(exit_code)
     if exit_code:
         sys.exit(exit_code)
+
+
+def job_identity(hydra_cfg, multirun: bool) -> dict:
+    """Group = the sweep (its folder name) in a multirun; the W&B run id derives from the group and the job's
+    overrides, so rerunning the same job continues the same W&B run."""
+    overrides = sorted(hydra_cfg.overrides.task)
+    group = Path(hydra_cfg.sweep.dir).name if multirun else None
+    return {"group": group, "overrides": overrides}
+
+
+def record_failure(run_dir: Path, error: BaseException) -> None:
+    """A failed job leaves failed.json beside where results.json would be (reports list it as failed)."""
+    import traceback
+
+    from s2d.cache import atomic_write_json
+    atomic_write_json(run_dir / "failed.json", {
+        "error": f"{type(error).__name__}: {error}",
+        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__))[-8000:]})
 
 
 def main() -> None:

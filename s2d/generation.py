@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from s2d.cache import JsonlStore, cache_key
+from s2d.cache import JsonlStore, cache_key, locked
 
 
 @dataclass
@@ -29,6 +29,11 @@ def run_technique_cached(ctx, label: str, technique, items, n_samples: int, temp
     key = cache_key({"kind": "generations", "version": 1, **key_payload,
                      "n_samples": n_samples, "temperature": temperature, "top_p": top_p})
     path = Path(ctx.cache_dir) / "generations" / f"{label}-{key}" / "records.jsonl"
+    with locked(path):   # sibling jobs of a parallel sweep wait here, then read what this one generated
+        return _run_locked(ctx, label, technique, items, n_samples, temperature, top_p, key, path, gen_factory)
+
+
+def _run_locked(ctx, label, technique, items, n_samples, temperature, top_p, key, path, gen_factory):
     store = JsonlStore(path)
     done = store.load()
     wanted = [(item, s) for item in items for s in range(n_samples)]

@@ -38,14 +38,18 @@ class Context:
     def generator(self):
         """The base model, loaded on first use (a fully cached rerun never loads it)."""
         if self._generator is None:
-            from s2d.backends.hf import HFGenerator
-            b = self.cfg.backend
-            self._generator = HFGenerator(self.model_path, dtype=b.dtype, batch_size=int(b.batch_size),
-                                          num_threads=b.num_threads,
-                                          trust_remote_code=bool(self.cfg.model.get("trust_remote_code", False)))
+            self._generator = self.make_generator(self.model_path)
         return self._generator
 
+    def make_generator(self, model_path: str, adapter_path: str | None = None):
+        from s2d.backends import make_generator
+        return make_generator(self.cfg.backend, model_path, adapter_path,
+                              bool(self.cfg.model.get("trust_remote_code", False)))
+
     def release_generator(self) -> None:
+        """Drop the generation model (a vLLM worker process exits), freeing its memory for training."""
+        if self._generator is not None and hasattr(self._generator, "close"):
+            self._generator.close()
         self._generator = None
 
 

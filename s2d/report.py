@@ -1,58 +1,217 @@
-"""`s2d-report PATH... [--out DIR]`: one table over run folders (single runs or multirun folders).
+"""`s2d-report PATH... [--out DIR]`: compare runs (single runs or multirun folders) on accuracy and token cost.
 
-    s2d-report outputs/ multirun/2026-11-26_12-00-00 --out report/
+    s2d-report multirun/2026-11-26_12-00-00 outputs/ --out report/
 
-Reads every results.json under the given paths and writes DIR/report.md: one row per run with System 1,
-System 2 and distilled System 1 accuracy and tokens per input, and the kept fraction of curation.
+Reads every results.json (and failed.json) under the given paths and writes to DIR:
+- report.md: one row per run: System 1 / System 2 / distilled accuracy and tokens per input, kept fraction,
+  broad-benchmark deltas with regressions marked;
+- accuracy_vs_tokens.png: every run's three points (System 1, System 2, distilled) and the Pareto front;
+- report.html: one page with the same table and the plot embedded.
+Where the runs were logged to W&B (or with --wandb online/offline), one summary W&B run in the sweep's group
+logs the same table and chart.
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import html
 import json
 import sys
 from pathlib import Path
 
 from s2d.cache import atomic_write_text
 
+ROWS = (("system1", "System 1", "o"), ("system2", "System 2", "s"), ("distilled", "distilled", "^"))
 
-def find_results(paths: list[str]) -> list[tuple[Path, dict]]:
-    found = []
+
+def find_runs(paths: list[str]) -> tuple[list[dict], list[dict]]:
+    """(completed runs, failed jobs) under `paths`; each run carries its folder as `_dir`."""
+    runs, failed = [], []
     for p in map(Path, paths):
         if not p.exists():
             raise SystemExit(f"s2d-report: error: no such path '{p}'")
-        files = [p] if p.is_file() else sorted(p.rglob("results.json"))
-        found += [(f, json.loads(f.read_text())) for f in files]
-    return found
+        for f in ([p] if p.is_file() else sorted(p.rglob("results.json"))):
+            runs.append({**json.loads(f.read_text()), "_dir": f.parent})
+        if p.is_dir():
+            failed += [{**json.loads(f.read_text()), "_dir": f.parent} for f in sorted(p.rglob("failed.json"))]
+    return runs, failed
 
 
-def markdown_table(runs: list[tuple[Path, dict]]) -> str:
-    head = ("| run | task | technique | filter | training | S1 acc | S1 tok | S2 acc | S2 tok | distilled acc "
-            "| distilled tok | kept |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for path, r in runs:
-        run, c = r["run"], r["curation"]
-        filt = run["filter"] + (" (gold labels)" if c.get("uses_gold_labels") else "")
-        lines.append(f"| {path.parent.name} | {run['task']} | {run['technique']} | {filt} | {run['training']} | "
-                     + " | ".join(f"{r[row]['accuracy']:.1%} | {r[row]['tokens_per_input']:.1f}"
-                                  for row in ("system1", "system2", "distilled"))
-                     + f" | {c['kept']}/{c['inputs']} |")
+def label(run: dict) -> str:
+    return run["_dir"].name
+
+
+def table_rows(runs: list[dict]) -> list[dict]:
+    rows = []
+    for r in runs:
+        run, c, broad = r["run"], r["curation"], r.get("broad") or {}
+        regressed = sorted(name for name, b in broad.items() if b.get("regressed"))
+        rows.append({
+            "run": label(r), "task": run["task"], "technique": run["technique"],
+            "filter": run["filter"] + (" (gold labels)" if c.get("uses_gold_labels") else ""),
+            "training": run["training"], "seed": run.get("seed"),
+            **{f"{key}_acc": r[key]["accuracy"] for key, _, _ in ROWS},
+            **{f"{key}_tok": r[key]["tokens_per_input"] for key, _, _ in ROWS},
+            "kept": c.get("kept_fraction"),
+            "broad_mean_delta": (sum(b["delta"] for b in broad.values()) / len(broad)) if broad else None,
+            "regressed": regressed,
+        })
+    return rows
+
+
+def _pct(x):
+    return "–" if x is None else f"{x:.1%}"
+
+
+def markdown(rows: list[dict], failed: list[dict]) -> str:
+    head = ["run", "task", "technique", "filter", "training", "S1 acc", "S1 tok", "S2 acc", "S2 tok",
+            "distilled acc", "distilled tok", "kept", "broad Δ (mean)", "regressed"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["run"], r["task"], r["technique"], r["filter"], r["training"],
+                 _pct(r["system1_acc"]), f"{r['system1_tok']:.1f}", _pct(r["system2_acc"]),
+                 f"{r['system2_tok']:.1f}", _pct(r["distilled_acc"]), f"{r['distilled_tok']:.1f}", _pct(r["kept"]),
+                 "–" if r["broad_mean_delta"] is None else f"{r['broad_mean_delta']:+.1%}",
+                 ", ".join(r["regressed"]) or "none"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if failed:
+        lines += ["", "Failed jobs:", ""] + [f"- `{f['_dir'].name}`: {f['error']}" for f in failed]
     return "\n".join(lines) + "\n"
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points no other point beats on both fewer tokens and higher accuracy, by increasing tokens."""
+    front, best = [], float("-inf")
+    for tok, acc in sorted(points, key=lambda p: (p[0], -p[1])):
+        if acc > best:
+            front.append((tok, acc))
+            best = acc
+    return front
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    points = []
+    for i, r in enumerate(runs):
+        color = colors[i % len(colors)]
+        for key, name, marker in ROWS:
+            tok, acc = max(r[key]["tokens_per_input"], 1e-3), r[key]["accuracy"]
+            points.append((tok, acc))
+            ax.scatter(tok, acc, marker=marker, color=color, s=60, edgecolor="black", linewidth=0.5,
+                       label=label(r) if key == "system1" else None)
+        ax.plot([r[k]["tokens_per_input"] for k, _, _ in ROWS], [r[k]["accuracy"] for k, _, _ in ROWS],
+                color=color, alpha=0.3, linewidth=1)
+    front = pareto_front(points)
+    ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="black", linestyle="--",
+            linewidth=1.2, label="Pareto front")
+    for _, name, marker in ROWS:
+        ax.scatter([], [], marker=marker, color="grey", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("generated tokens per input (log)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title("accuracy vs token cost: System 1 (o), System 2 (s), distilled System 1 (^)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def html_page(rows: list[dict], failed: list[dict], png: Path) -> str:
+    head = ["run", "task", "technique", "filter", "training", "S1 acc", "S1 tok/input", "S2 acc", "S2 tok/input",
+            "distilled acc", "distilled tok/input", "kept", "broad Δ (mean)", "regressed benchmarks"]
+    body = []
+    for r in rows:
+        cells = [r["run"], r["task"], r["technique"], r["filter"], r["training"],
+                 _pct(r["system1_acc"]), f"{r['system1_tok']:.1f}", _pct(r["system2_acc"]), f"{r['system2_tok']:.1f}",
+                 _pct(r["distilled_acc"]), f"{r['distilled_tok']:.1f}", _pct(r["kept"]),
+                 "–" if r["broad_mean_delta"] is None else f"{r['broad_mean_delta']:+.1%}"]
+        tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
+        reg = ("<td class='regressed'>&#9888; " + html.escape(", ".join(r["regressed"])) + "</td>") \
+            if r["regressed"] else "<td>none</td>"
+        body.append(f"<tr class='run'>{tds}{reg}</tr>")
+    failed_html = "".join(f"<li><code>{html.escape(f['_dir'].name)}</code>: {html.escape(f['error'])}</li>"
+                          for f in failed)
+    image = base64.b64encode(png.read_bytes()).decode()
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>s2d report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 13px; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
+th {{ background: #f3f3f3; }} td:nth-child(-n+5) {{ text-align: left; }}
+.regressed {{ color: #b00020; font-weight: bold; }}
+</style></head><body>
+<h1>s2d report: {len(rows)} runs</h1>
+<p>Accuracy and mean generated tokens per input on each run's test split. System 2 tokens are summed over every
+call of the technique. "kept" is the share of unlabeled inputs that passed curation. Broad Δ is the mean of
+distilled − base over the held-out benchmarks; regressed benchmarks are worse by more than the run's
+regression threshold (stderrs of the paired delta).</p>
+<table id="runs"><thead><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr></thead>
+<tbody>{"".join(body)}</tbody></table>
+{"<h2>Failed jobs</h2><ul id='failed'>" + failed_html + "</ul>" if failed else ""}
+<h2>Accuracy vs tokens</h2>
+<img id="pareto" alt="accuracy vs tokens per input with the Pareto front" src="data:image/png;base64,{image}">
+</body></html>
+"""
+
+
+def log_to_wandb(runs: list[dict], rows: list[dict], png: Path, mode: str) -> None:
+    import wandb
+
+    from s2d.tracking import wandb_mode
+    logged = [r["run"].get("wandb") for r in runs if r["run"].get("wandb")]
+    if mode == "auto" and not logged:
+        return
+    mode = wandb_mode("auto" if mode == "auto" else mode)
+    if mode == "disabled":
+        return
+    group = logged[0]["group"] if logged else "s2d-report"
+    project = logged[0]["project"] if logged else "s2d"
+    run = wandb.init(project=project, group=group, job_type="report", name=f"report-{group}", mode=mode,
+                     dir=str(png.parent), settings=wandb.Settings(silent=True))
+    try:
+        cols = list(rows[0].keys())
+        table = wandb.Table(columns=cols, data=[[", ".join(v) if isinstance(v, list) else v for v in r.values()]
+                                                for r in rows])
+        points = wandb.Table(columns=["run", "row", "tokens_per_input", "accuracy"],
+                             data=[[label(r), name, r[k]["tokens_per_input"], r[k]["accuracy"]]
+                                   for r in runs for k, name, _ in ROWS])
+        run.log({"runs": table, "accuracy_vs_tokens": wandb.Image(str(png)),
+                 "accuracy_vs_tokens_scatter": wandb.plot.scatter(points, "tokens_per_input", "accuracy",
+                                                                  title="accuracy vs tokens per input")})
+    finally:
+        run.finish()
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="s2d-report", description=__doc__.splitlines()[0])
     ap.add_argument("paths", nargs="+", help="run folders, multirun folders or results.json files")
     ap.add_argument("--out", default="report", help="output folder (default: ./report)")
+    ap.add_argument("--wandb", default="auto", choices=["auto", "online", "offline", "disabled"],
+                    help="summary W&B run: auto = only when the runs were logged to W&B")
     args = ap.parse_args(argv)
-    runs = find_results(args.paths)
+    runs, failed = find_runs(args.paths)
     if not runs:
         print(f"s2d-report: error: no results.json under {', '.join(args.paths)}", file=sys.stderr)
         raise SystemExit(2)
-    table = markdown_table(runs)
     out = Path(args.out)
-    atomic_write_text(out / "report.md", f"# s2d report ({len(runs)} runs)\n\n" + table)
-    print(table)
-    print(f"wrote {out / 'report.md'}")
+    rows = table_rows(runs)
+    png = out / "accuracy_vs_tokens.png"
+    plot(runs, png)
+    md = markdown(rows, failed)
+    atomic_write_text(out / "report.md", f"# s2d report ({len(rows)} runs)\n\n" + md)
+    atomic_write_text(out / "report.html", html_page(rows, failed, png))
+    log_to_wandb(runs, rows, png, args.wandb)
+    print(md)
+    print(f"wrote {out / 'report.html'}, {out / 'report.md'}, {png}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from s2d.cache import plain
+from s2d.cache import cache_key, plain
 
 
 def wandb_mode(requested: str) -> str:
@@ -37,7 +37,7 @@ def flatten(block: dict, prefix: str = "") -> dict:
 
 
 class Tracker:
-    def __init__(self, cfg, run_dir: Path):
+    def __init__(self, cfg, run_dir: Path, identity: dict | None = None):
         self.run = None
         if cfg.logger.name == "none":
             return
@@ -46,11 +46,17 @@ class Tracker:
         if mode == "disabled":
             return
         self.wandb = wandb
+        identity = identity or {}
+        self.group = str(cfg.group if cfg.get("group") else identity.get("group") or cfg.name)
+        run_id = cache_key({"project": str(cfg.logger.project), "group": self.group,
+                            "overrides": identity.get("overrides", [])}, length=12)
         # API keys never go into the config we log: only the resolved experiment config.
-        self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.entity, group=str(cfg.group),
+        self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.entity, group=self.group,
                               job_type="distill", name=str(cfg.name), config=plain(cfg), dir=str(run_dir),
-                              mode=mode, reinit="finish_previous", settings=wandb.Settings(silent=True))
-        print(f"[s2d] W&B run {self.run.id} ({mode}) in {run_dir / 'wandb'}", flush=True)
+                              id=run_id, resume="allow", mode=mode, reinit="finish_previous",
+                              settings=wandb.Settings(silent=True))
+        self.info = {"project": str(cfg.logger.project), "group": self.group, "id": self.run.id, "mode": mode}
+        print(f"[s2d] W&B run {self.run.id} ({mode}, group {self.group}) in {run_dir / 'wandb'}", flush=True)
 
     def log_results(self, results: dict, eval_samples: dict, distill_set: list[dict], distill_path: str | None,
                     log_adapter_path: str | None = None) -> None:

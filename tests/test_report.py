@@ -2,24 +2,39 @@ import json
 
 import pytest
 
-from s2d.report import main
+from s2d.report import main, pareto_front
 
 
-def _results(acc):
+def _results(acc, broad_delta=None):
     row = {"accuracy": acc, "tokens_per_input": 10.0, "n": 4, "unparsed": 0}
-    return {"run": {"task": "last_letter", "technique": "cot", "filter": "majority", "training": "lora"},
+    broad = {} if broad_delta is None else {
+        "arc_easy": {"base": 0.5, "distilled": 0.5 + broad_delta, "delta": broad_delta, "stderr": 0.01,
+                     "regressed": broad_delta < -0.02}}
+    return {"run": {"task": "last_letter", "technique": "cot", "filter": "majority", "training": "lora", "seed": 0},
             "system1": row, "system2": {**row, "tokens_per_input": 100.0}, "distilled": row,
-            "curation": {"kept": 3, "inputs": 4, "uses_gold_labels": False}}
+            "curation": {"kept": 3, "inputs": 4, "kept_fraction": 0.75, "uses_gold_labels": False},
+            "broad": broad}
 
 
-def test_report_has_one_row_per_run(tmp_path, capsys):
-    for i, acc in enumerate([0.25, 0.5]):
+def test_pareto_front_keeps_only_undominated_points():
+    points = [(10, 0.2), (100, 0.6), (20, 0.1), (50, 0.6), (5, 0.0), (200, 0.9)]
+    assert pareto_front(points) == [(5, 0.0), (10, 0.2), (50, 0.6), (200, 0.9)]
+
+
+def test_report_writes_md_html_png_one_row_per_run(tmp_path, capsys):
+    for i, (acc, delta) in enumerate([(0.25, None), (0.5, -0.2)]):
         d = tmp_path / "multirun" / f"{i}_job"
         d.mkdir(parents=True)
-        (d / "results.json").write_text(json.dumps(_results(acc)))
-    main([str(tmp_path / "multirun"), "--out", str(tmp_path / "rep")])
-    text = (tmp_path / "rep" / "report.md").read_text()
-    assert "| 0_job |" in text and "| 1_job |" in text and "50.0%" in text and "3/4" in text
+        (d / "results.json").write_text(json.dumps(_results(acc, delta)))
+    (tmp_path / "multirun" / "2_job").mkdir()
+    (tmp_path / "multirun" / "2_job" / "failed.json").write_text(json.dumps({"error": "UserError: bad"}))
+    main([str(tmp_path / "multirun"), "--out", str(tmp_path / "rep"), "--wandb", "disabled"])
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| 0_job |" in md and "| 1_job |" in md and "50.0%" in md and "75.0%" in md
+    assert "arc_easy" in md and "2_job" in md                      # regression named, failed job listed
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert page.count("<tr class='run'>") == 2 and "data:image/png;base64," in page
+    assert (tmp_path / "rep" / "accuracy_vs_tokens.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_report_on_a_missing_path_is_one_line(tmp_path):

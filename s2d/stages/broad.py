@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 
 from s2d.broad_data import SHIPPED, count_docs, prepare_tasks
-from s2d.cache import atomic_write_json, cache_key, plain, read_json
+from s2d.cache import atomic_write_json, cache_key, locked, plain, read_json
 
 PRIMARY = {"generate_until": "exact_match"}   # multiple-choice and loglikelihood tasks report `acc`
 
@@ -64,12 +64,13 @@ def make_plan(cache_dir, bcfg, seed: int) -> dict:
 
 def evaluate_cached(ctx, key: str, plan: dict, model_path: str, adapter: str | None) -> tuple[dict, bool]:
     path = Path(ctx.cache_dir) / "broad" / f"{key}.json"
-    if path.exists():
-        return read_json(path), True
-    ctx.release_generator()
-    scores = lm_eval_scores(plan, model_path, adapter, ctx.cfg.backend.dtype,
-                            bool(ctx.cfg.model.get("trust_remote_code", False)), int(ctx.cfg.seed))
-    atomic_write_json(path, scores)
+    with locked(path):   # a sweep scores the base model once, also with parallel jobs
+        if path.exists():
+            return read_json(path), True
+        ctx.release_generator()
+        scores = lm_eval_scores(plan, model_path, adapter, ctx.cfg.backend.dtype,
+                                bool(ctx.cfg.model.get("trust_remote_code", False)), int(ctx.cfg.seed))
+        atomic_write_json(path, scores)
     return scores, False
 
 

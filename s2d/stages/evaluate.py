@@ -38,13 +38,10 @@ def run(ctx) -> dict:
 
 
 def _distilled_generator(ctx, checkpoint: str):
-    from s2d.backends.hf import HFGenerator
-    b = ctx.cfg.backend
     ctx.release_generator()
     if ctx.cfg.training.method == "lora":   # base weights + the adapter, not merged
-        return HFGenerator(ctx.model_path, dtype=b.dtype, batch_size=int(b.batch_size), num_threads=b.num_threads,
-                           adapter_path=checkpoint)
-    return HFGenerator(checkpoint, dtype=b.dtype, batch_size=int(b.batch_size), num_threads=b.num_threads)
+        return ctx.make_generator(ctx.model_path, adapter_path=checkpoint)
+    return ctx.make_generator(checkpoint)
 
 
 def score(task, items, records) -> dict:

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from s2d.cache import cache_key, plain
+from s2d.cache import cache_key, locked, plain
 
 
 def run(ctx) -> dict:
@@ -26,16 +26,53 @@ def run(ctx) -> dict:
               flush=True)
         # `cached` means "redid no work": with nothing to train there is no work to redo.
         return {"path": None, "key": key, "cached": True, "stage_info": {"key": key, "trained": False}}
-    cached = (target / "s2d_train.json").exists()
-    if not cached:
-        ctx.release_generator()   # free the generation model's memory before training
-        train(ctx, examples, target)
+    with locked(target):
+        cached = (target / "s2d_train.json").exists()
+        if not cached:
+            ctx.release_generator()   # free the generation model's memory before training
+            launch(train_spec(ctx, examples, target))
     _link(ctx.run_dir / "checkpoint", target)
     return {"path": str(target), "key": key, "cached": cached, "method": cfg.method,
             "stage_info": {"key": key, "trained": True, "examples": len(examples)}}
 
 
-def train(ctx, examples: list[dict], target: Path) -> None:
+def train_spec(ctx, examples: list[dict], target: Path) -> dict:
+    """Everything a training process needs, as plain JSON (it may run under `accelerate launch`)."""
+    return {"model_path": ctx.model_path, "trust_remote_code": bool(ctx.cfg.model.get("trust_remote_code", False)),
+            "training": plain(ctx.cfg.training), "seed": int(ctx.cfg.seed), "examples": examples,
+            "target": str(target)}
+
+
+def launch(spec: dict) -> None:
+    """In this process, or with `training.num_processes > 1` as `accelerate launch` workers (FSDP / DeepSpeed
+    config from `training.accelerate_config`) for models too large for one GPU."""
+    n = int(spec["training"].get("num_processes") or 1)
+    if n <= 1:
+        train(spec)
+        return
+    import json
+    import subprocess
+    import sys
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(spec, f)
+    try:
+        subprocess.run(accelerate_command(spec["training"], f.name, sys.executable), check=True)
+    finally:
+        os.unlink(f.name)
+
+
+def accelerate_command(training: dict, spec_path: str, python: str) -> list[str]:
+    cmd = [python, "-m", "accelerate.commands.launch", "--num_processes", str(int(training["num_processes"]))]
+    config = training.get("accelerate_config")
+    if config:
+        path = Path(config)
+        if not path.suffix:   # a shipped config by name: fsdp, deepspeed_zero3
+            path = Path(__file__).resolve().parent.parent / "accelerate_configs" / f"{config}.yaml"
+        cmd += ["--config_file", str(path)]
+    return cmd + ["-m", "s2d.stages.train", spec_path]
+
+
+def train(spec: dict) -> None:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -43,48 +80,51 @@ def train(ctx, examples: list[dict], target: Path) -> None:
 
     from s2d.cache import atomic_write_json
 
-    cfg = ctx.cfg.training
+    cfg, examples, target = spec["training"], spec["examples"], Path(spec["target"])
     on_gpu = torch.cuda.is_available()
     # Conversational prompt-completion rows: TRL applies the tokenizer's chat template exactly as generation does
     # and puts the loss on the completion (the answer) only.
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": e["prompt"]}],
                                "completion": [{"role": "assistant", "content": e["target"]}]} for e in examples])
-    tokenizer = AutoTokenizer.from_pretrained(ctx.model_path)
-    model = AutoModelForCausalLM.from_pretrained(ctx.model_path, dtype=torch.bfloat16 if on_gpu else torch.float32,
-                                                 use_safetensors=True,
-                                                 trust_remote_code=bool(ctx.cfg.model.get("trust_remote_code")))
+    tokenizer = AutoTokenizer.from_pretrained(spec["model_path"])
+    model = AutoModelForCausalLM.from_pretrained(spec["model_path"],
+                                                 dtype=torch.bfloat16 if on_gpu else torch.float32,
+                                                 use_safetensors=True, trust_remote_code=spec["trust_remote_code"])
     peft_config = None
-    if cfg.method == "lora":
+    if cfg["method"] == "lora":
         from peft import LoraConfig
-        peft_config = LoraConfig(r=int(cfg.lora.r), lora_alpha=int(cfg.lora.alpha), lora_dropout=float(cfg.lora.dropout),
-                                 target_modules=plain(cfg.lora.target_modules), task_type="CAUSAL_LM")
+        lora = cfg["lora"]
+        peft_config = LoraConfig(r=int(lora["r"]), lora_alpha=int(lora["alpha"]), lora_dropout=float(lora["dropout"]),
+                                 target_modules=lora["target_modules"], task_type="CAUSAL_LM")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
-        steps_per_epoch = -(-len(examples) // (int(cfg.batch_size) * int(cfg.grad_accum)))
-        total = int(cfg.max_steps) if int(cfg.max_steps) > 0 else steps_per_epoch * int(cfg.epochs)
-        args = SFTConfig(
-            output_dir=str(Path(tmp) / "trainer"), seed=int(ctx.cfg.seed), data_seed=int(ctx.cfg.seed),
-            num_train_epochs=float(cfg.epochs), max_steps=int(cfg.max_steps),
-            per_device_train_batch_size=int(cfg.batch_size), gradient_accumulation_steps=int(cfg.grad_accum),
-            learning_rate=float(cfg.learning_rate), warmup_steps=int(round(float(cfg.warmup_ratio) * total)),
-            max_length=int(cfg.max_length), completion_only_loss=True,
-            gradient_checkpointing=False,   # TRL turns it on by default; it costs ~25% on small models
-            bf16=on_gpu, use_cpu=not on_gpu, dataloader_pin_memory=on_gpu,
-            logging_steps=max(1, total // 10), save_strategy="no", report_to="none")
-        trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                             peft_config=peft_config)
-        result = trainer.train()
-        staging = Path(tmp) / "out"
-        trainer.save_model(str(staging))
-        tokenizer.save_pretrained(str(staging))
-        atomic_write_json(staging / "s2d_train.json", {"method": cfg.method, "examples": len(examples),
-                                                       "steps": result.global_step,
-                                                       "train_loss": result.training_loss,
-                                                       "log_history": trainer.state.log_history})
-        shutil.rmtree(Path(tmp) / "trainer", ignore_errors=True)
-        if target.exists():          # a previous run died after rename? it had no s2d_train.json: replace
-            shutil.rmtree(target)
-        os.replace(staging, target)
+    # Every process of a multi-process run writes to the same staging folder name, so it must not be random.
+    staging_root = target.parent / f".{target.name}.staging"
+    steps_per_epoch = -(-len(examples) // (int(cfg["batch_size"]) * int(cfg["grad_accum"])))
+    total = int(cfg["max_steps"]) if int(cfg["max_steps"]) > 0 else steps_per_epoch * int(cfg["epochs"])
+    args = SFTConfig(
+        output_dir=str(staging_root / "trainer"), seed=int(spec["seed"]), data_seed=int(spec["seed"]),
+        num_train_epochs=float(cfg["epochs"]), max_steps=int(cfg["max_steps"]),
+        per_device_train_batch_size=int(cfg["batch_size"]), gradient_accumulation_steps=int(cfg["grad_accum"]),
+        learning_rate=float(cfg["learning_rate"]), warmup_steps=int(round(float(cfg["warmup_ratio"]) * total)),
+        max_length=int(cfg["max_length"]), completion_only_loss=True,
+        gradient_checkpointing=False,   # TRL turns it on by default; it costs ~25% on small models
+        bf16=on_gpu, use_cpu=not on_gpu, dataloader_pin_memory=on_gpu,
+        logging_steps=max(1, total // 10), save_strategy="no", report_to="none")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                         peft_config=peft_config)
+    result = trainer.train()
+    staging = staging_root / "out"
+    trainer.save_model(str(staging))       # every process takes part (FSDP gathers); the main one writes
+    if not trainer.accelerator.is_main_process:
+        return
+    tokenizer.save_pretrained(str(staging))
+    atomic_write_json(staging / "s2d_train.json", {"method": cfg["method"], "examples": len(examples),
+                                                   "steps": result.global_step, "train_loss": result.training_loss,
+                                                   "log_history": trainer.state.log_history})
+    if target.exists():          # a previous run died after rename? it had no s2d_train.json: replace
+        shutil.rmtree(target)
+    os.replace(staging, target)  # atomic: the checkpoint appears complete or not at all
+    shutil.rmtree(staging_root, ignore_errors=True)
 
 
 def _link(link: Path, target: Path) -> None:
@@ -93,3 +133,9 @@ def _link(link: Path, target: Path) -> None:
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to(target, target_is_directory=True)
+
+
+if __name__ == "__main__":   # an `accelerate launch` worker: python -m s2d.stages.train SPEC.json
+    import json
+    import sys
+    train(json.loads(Path(sys.argv[1]).read_text()))

@@ -1,0 +1,117 @@
+"""Multirun sweeps on the real model: shared System 2 generations, a failing job that does not stop the others,
+the joblib and submitit_local launchers, the HTML report in headless Chromium, and the comparison notebook."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+TINY_SWEEP = ["data.train_size=3", "filter=majority", "filter.samples_per_input=2", "training.max_steps=1",
+              "eval.max_new_tokens=8", "technique.steps.0.max_new_tokens=12", "backend.batch_size=8"]
+
+
+def _multirun(env, cwd, *args):
+    return subprocess.run([sys.executable, "-m", "s2d", "-m", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=2400)
+
+
+@pytest.fixture(scope="module")
+def joblib_sweep(tmp_path_factory, models_dir):
+    """2 techniques x 2 training configs x a good and a bad test size: 4 jobs run, 4 fail at validation."""
+    work = tmp_path_factory.mktemp("sweep")
+    env = {**os.environ, "S2D_CACHE_DIR": str(work / "cache"), "S2D_MODELS_DIR": str(models_dir),
+           "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    env.pop("WANDB_API_KEY", None)
+    proc = _multirun(env, work, "technique=system1,rar_1step", "training=lora,full", "data.test_size=2,-1",
+                     *TINY_SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                     "hydra.sweep.dir=multirun/joblib-sweep")
+    return proc, work / "multirun" / "joblib-sweep", env, work
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    return Path(os.environ.get("S2D_TEST_MODELS_DIR") or tmp_path_factory.mktemp("s2d-models"))
+
+
+def test_joblib_sweep_generates_once_per_technique_and_survives_a_failing_job(joblib_sweep):
+    proc, sweep, _, _ = joblib_sweep
+    results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+    failed = sorted(sweep.glob("*/failed.json"))
+    assert len(results) == 4, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert len(failed) == 4 and all("data.test_size=-1" in json.loads(f.read_text())["error"] for f in failed)
+    assert proc.returncode != 0            # the sweep reports its failed jobs...
+    generated = defaultdict(int)           # ...but every other job ran to the end
+    for r in results:
+        generated[r["run"]["technique"]] += r["stages"]["generate"]["generated"]
+    assert dict(generated) == {"system1": 3 * 2, "rar_1step": 3 * 2}   # once per technique, not per job
+    groups = {r["run"]["wandb"]["group"] for r in results}
+    assert groups == {"joblib-sweep"}
+    assert len({r["run"]["wandb"]["id"] for r in results}) == 4
+
+
+def test_submitit_local_runs_the_same_sweep(joblib_sweep):
+    _, _, env, work = joblib_sweep
+    proc = _multirun(env, work, "technique=system1", "training=lora,full", "data.test_size=2", *TINY_SWEEP,
+                     "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=30",
+                     "hydra.sweep.dir=multirun/submitit-sweep")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = [json.loads(p.read_text()) for p in sorted((work / "multirun" / "submitit-sweep").glob("*/results.json"))]
+    assert sorted(r["run"]["training"] for r in results) == ["full", "lora"]
+    # The joblib sweep already generated system1's data with the same config: nothing generated again.
+    assert all(r["stages"]["generate"]["generated"] == 0 for r in results)
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if os.environ.get("CI"):
+        pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
+    pytest.skip("chromium is not installed: apt-get install chromium")
+
+
+def test_html_report_renders_in_headless_chromium(joblib_sweep, tmp_path):
+    from PIL import Image
+
+    _, sweep, env, _ = joblib_sweep
+    out = tmp_path / "report"
+    subprocess.run([sys.executable, "-m", "s2d.report", str(sweep), "--out", str(out), "--wandb", "disabled"],
+                   check=True, env=env, capture_output=True)
+    browser = _chromium()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    url = (out / "report.html").as_uri()
+    dom = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    assert dom.count('<tr class="run">') == 4
+    assert '<img id="pareto"' in dom and 'src="data:image/png;base64,' in dom
+    shot = tmp_path / "page.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1400,1400", url],
+                   capture_output=True, timeout=120)
+    pixels = Image.open(shot).convert("RGB").getdata()
+    # The plot's first run is drawn in matplotlib's default blue (31, 119, 180): the image really rendered.
+    blue = sum(1 for p in pixels if abs(p[0] - 31) < 25 and abs(p[1] - 119) < 25 and abs(p[2] - 180) < 25)
+    assert blue > 50
+
+
+def test_notebook_executes_on_the_sweep(joblib_sweep):
+    import nbformat
+    from nbclient import NotebookClient
+
+    _, sweep, _, _ = joblib_sweep
+    root = Path(__file__).resolve().parents[2]
+    nb = nbformat.read(root / "notebooks" / "compare_runs.ipynb", as_version=4)
+    os.environ["S2D_RUNS"] = str(sweep)
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(root / "notebooks")}}).execute()
+    finally:
+        os.environ.pop("S2D_RUNS")
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "4 runs, 4 failed jobs" in text

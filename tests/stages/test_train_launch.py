@@ -1,0 +1,14 @@
+from pathlib import Path
+
+from s2d.stages.train import accelerate_command
+
+
+def test_single_process_needs_no_launcher_and_multi_gpu_uses_accelerate(tmp_path):
+    cmd = accelerate_command({"num_processes": 4, "accelerate_config": "fsdp"}, "/tmp/spec.json", "python")
+    assert cmd[:5] == ["python", "-m", "accelerate.commands.launch", "--num_processes", "4"]
+    config = Path(cmd[cmd.index("--config_file") + 1])
+    assert config.name == "fsdp.yaml" and config.exists()
+    assert cmd[-3:] == ["-m", "s2d.stages.train", "/tmp/spec.json"]
+    own = tmp_path / "my.yaml"
+    assert str(own) in accelerate_command({"num_processes": 2, "accelerate_config": str(own)}, "s", "python")
+    assert "--config_file" not in accelerate_command({"num_processes": 2}, "s", "python")
