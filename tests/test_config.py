@@ -57,3 +57,10 @@ def test_bad_input_is_one_line_and_nonzero(args, needle):
     errors = [line for line in r.stderr.splitlines() if line.strip()]
     assert errors == [errors[0]] and needle in errors[0], r.stderr
     assert "Traceback" not in r.stderr + r.stdout
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local", "submitit_slurm"])
+def test_hydra_launchers_compose(launcher):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert launcher.split("_")[0] in cfg.hydra.launcher._target_.lower()

@@ -7,7 +7,7 @@ import re
 from s2d.errors import check_positive
 from s2d.registry import register
 from s2d.tasks.base import Item, Task, answer_segment
-from s2d.tasks.names_data import draw_groups, split_names
+from s2d.tasks.names_data import name_splits
 
 YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
@@ -19,10 +19,8 @@ class CoinFlip(Task):
         check_positive("task.people_per_input", cfg.people_per_input)
 
     def splits(self, seed, train_size, test_size):
-        train_pool, test_pool = split_names(seed)
-        k = int(self.cfg.people_per_input)
-        return (self._items("train", draw_groups(train_pool, k, train_size, seed), seed),
-                self._items("test", draw_groups(test_pool, k, test_size, seed + 1), seed + 1))
+        train, test = name_splits(seed, int(self.cfg.people_per_input), train_size, test_size)
+        return self._items("train", train, seed), self._items("test", test, seed + 1)
 
     def _items(self, split, groups, seed):
         rng = random.Random(seed * 7919 + 1)   # who flips is random, independent of who is named

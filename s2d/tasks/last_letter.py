@@ -6,7 +6,7 @@ import re
 from s2d.errors import check_positive
 from s2d.registry import register
 from s2d.tasks.base import Item, Task, answer_segment
-from s2d.tasks.names_data import draw_groups, split_names
+from s2d.tasks.names_data import name_splits
 
 QUOTED = re.compile(r"[\"“'‘`]([A-Za-z][A-Za-z ,\-]*?)[\"”'’`]")
 SPACED_LETTERS = re.compile(r"^(?:[a-z][\s,\-]+)+[a-z]$")
@@ -19,10 +19,9 @@ class LastLetter(Task):
         check_positive("task.words_per_input", cfg.words_per_input)
 
     def splits(self, seed, train_size, test_size):
-        train_pool, test_pool = split_names(seed)
-        k = int(self.cfg.words_per_input)
-        return ([self._item(f"train-{i}", g) for i, g in enumerate(draw_groups(train_pool, k, train_size, seed))],
-                [self._item(f"test-{i}", g) for i, g in enumerate(draw_groups(test_pool, k, test_size, seed + 1))])
+        train, test = name_splits(seed, int(self.cfg.words_per_input), train_size, test_size)
+        return ([self._item(f"train-{i}", g) for i, g in enumerate(train)],
+                [self._item(f"test-{i}", g) for i, g in enumerate(test)])
 
     def _item(self, id_, words):
         question = self.cfg.question_template.format(words=" ".join(words))

@@ -39,3 +39,9 @@ def draw_groups(pool: list[str], k: int, count: int, seed: int) -> list[list[str
     """`count` groups of `k` distinct names drawn from `pool`; deterministic and prefix-stable in `count`."""
     rng = random.Random(seed)
     return [rng.sample(pool, k) for _ in range(count)]
+
+
+def name_splits(seed: int, k: int, train_size: int, test_size: int) -> tuple[list[list[str]], list[list[str]]]:
+    """Groups of `k` names for the train and the test split, drawn from disjoint name pools."""
+    train_pool, test_pool = split_names(seed)
+    return draw_groups(train_pool, k, train_size, seed), draw_groups(test_pool, k, test_size, seed + 1)
