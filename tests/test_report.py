@@ -40,3 +40,26 @@ def test_report_writes_md_html_png_one_row_per_run(tmp_path, capsys):
 def test_report_on_a_missing_path_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match="no such path"):
         main([str(tmp_path / "nope")])
+
+
+def test_report_logs_one_summary_wandb_run_in_the_sweep_group(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for i in range(2):
+        d = tmp_path / "sweep" / f"{i}_job"
+        d.mkdir(parents=True)
+        r = _results(0.5)
+        r["run"]["wandb"] = {"project": "s2d-test", "group": "my-sweep", "id": f"id{i}", "mode": "offline"}
+        (d / "results.json").write_text(json.dumps(r))
+    main([str(tmp_path / "sweep"), "--out", str(tmp_path / "rep"), "--wandb", "offline"])
+    logs = list((tmp_path / "rep").glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(logs) == 1
+    from tests.helpers.wandb_log import raw_records
+    from wandb.proto import wandb_internal_pb2
+    runs = []
+    for raw in raw_records(logs[0]):
+        rec = wandb_internal_pb2.Record()
+        rec.ParseFromString(raw)
+        if rec.WhichOneof("record_type") == "run":
+            runs.append(rec.run)
+    assert runs and runs[0].run_group == "my-sweep" and runs[0].job_type == "report"
