@@ -45,7 +45,7 @@ def _s2d(*args):
 
 @pytest.mark.parametrize("args,needle", [
     (["technique=__nope__"], "unknown technique '__nope__'; valid choices: cot, rar_1step, rar_2step, system1"),
-    (["task=nope"], "unknown task 'nope'; valid choices: coin_flip, last_letter"),
+    (["task=nope"], "unknown task 'nope'; valid choices: addition, coin_flip, last_letter"),
     (["-m", "filter=majority,bogus"], "unknown filter 'bogus'; valid choices: gold, majority, none"),
     (["data.test_size=-5"], "bad data.test_size=-5"),
     (["task.words_per_input=0"], "bad task.words_per_input=0"),
