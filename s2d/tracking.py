@@ -63,8 +63,7 @@ class Tracker:
         if self.run is None:
             return
         wandb = self.wandb
-        summary = {k: v for k, v in flatten({k: results[k] for k in results if k != "run"}).items()}
-        self.run.summary.update(summary)
+        self.run.summary.update(flatten({k: v for k, v in results.items() if k != "run"}))
         tables = {"samples": self._samples_table(eval_samples), "distill_set": self._distill_table(distill_set)}
         if results.get("broad"):
             tables["broad"] = self._broad_table(results["broad"])

@@ -73,7 +73,6 @@ class HFGenerator:
             self.model = PeftModel.from_pretrained(self.model, adapter_path)   # evaluated unmerged
         self.model.eval()
         self.stop_ids = self._stop_ids()
-        self.prompts_generated = 0   # counts model calls; tests use it to prove cache hits and resumes
 
     def _stop_ids(self) -> list[int]:
         ids = set()
@@ -116,7 +115,6 @@ class HFGenerator:
                 n = self._count(row)
                 out.append(Completion(self.tokenizer.decode(row[:n], skip_special_tokens=True).strip(), n))
                 tokens += n
-            self.prompts_generated += len(batch)
             bar.update(len(batch))
             bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):.0f}")
         bar.close()

@@ -77,7 +77,6 @@ class VLLMGenerator:
         self._proc.start()
         if self._conn.recv() != "ready":
             raise RuntimeError("the vLLM worker failed to start")
-        self.prompts_generated = 0
 
     def chat_prompt(self, user: str, prefill: str = "") -> str:
         return self.tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
@@ -88,7 +87,6 @@ class VLLMGenerator:
         texts = [self.chat_prompt(p, prefill) for p in prompts]
         self._conn.send((texts, sampling_kwargs(sampling, seed, self.stop_ids), self.stop_ids))
         outputs = self._conn.recv()
-        self.prompts_generated += len(prompts)
         return completions_from_outputs(outputs, self.stop_ids)
 
     def close(self) -> None:

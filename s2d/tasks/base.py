@@ -14,9 +14,6 @@ class Item:
     question: str
     answer: str   # gold; read only by scoring, `target_accuracy` analysis and filter=gold
 
-    def as_dict(self) -> dict:
-        return {"id": self.id, "question": self.question, "answer": self.answer}
-
 
 def answer_segment(text: str) -> str:
     """The part of a model output that holds the answer: after the last `Final answer:` if any, else after the
