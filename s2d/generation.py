@@ -48,7 +48,7 @@ def _run_locked(ctx, label, technique, items, n_samples, temperature, top_p, key
             expanded = [(item, s) for item in part for s in range(n_samples)]
             # Seed from the chunk's first item id: the same chunk gets the same samples on a resumed run.
             seed = int(ctx.cfg.seed) * 1_000_003 + zlib.crc32(part[0].id.encode())
-            traces = technique.run(gen, [item.question for item, _ in expanded], temperature, top_p, seed)
+            traces = technique.run(gen, [item.inputs() for item, _ in expanded], temperature, top_p, seed)
             store.append({"id": f"{item.id}#{s}", "item": item.id, "sample": s, **trace}
                          for (item, s), trace in zip(expanded, traces))
             generated += len(expanded)

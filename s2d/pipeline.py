@@ -70,8 +70,8 @@ def prepare(cfg, run_dir: Path) -> Context:
     ctx.task = build("task", cfg.task)
     build("technique", cfg.technique, task=ctx.task)   # fail fast on a bad technique config
     build("filter", cfg.filter)
-    ctx.train_items, ctx.test_items = ctx.task.splits(int(cfg.seed), int(cfg.data.train_size), int(cfg.data.test_size))
     ctx.model_path = resolve_model_path(cfg.model, cfg.paths.models_dir)
+    ctx.train_items, ctx.test_items = ctx.task.build_splits(ctx)
     return ctx
 
 

@@ -39,10 +39,30 @@ def build_results(ctx, started: dt.datetime, wall_s: float) -> dict:
         "system1": ev["system1"],
         "system2": ev["system2"],
         "distilled": ev["distilled"],
+        "variants": {k: v for k, v in ev.items() if "@" in k},   # System 1 prompt variants (Table 7), if asked
         "curation": curation,
+        "ablations": {name: {"curation": a["stats"], "distilled": ev[f"distilled[{name}]"]}
+                      for name, a in ctx.outputs["curate"].get("ablations", {}).items()},
         "broad": ctx.outputs["broad"]["broad"],
         "stages": ctx.stages,
     }
+
+
+def _extra_lines(rows, width) -> list[str]:
+    """Prompt-variant rows and the task's extra metrics (per-group accuracy, % inconsistent, maj@k), where present."""
+    lines = []
+    for name, m in rows:
+        if "@" in name:
+            lines.append(f"{name:{width}}  {m['accuracy']:8.1%}  {m['tokens_per_input']:12.1f}  {m['unparsed']:8d}  "
+                         f"{m['n']:4d}")
+        parts = [f"{k} {v:.1%}" for k, v in m.items() if k.startswith("accuracy_") and v is not None]
+        if m.get("inconsistent") is not None:
+            parts.append(f"inconsistent {m['inconsistent']:.1%} of {m['pairs']} pairs")
+        parts += [f"{k} {v['accuracy']:.1%} ({v['tokens_per_input']:.0f} tok)"
+                  for k, v in (m.get("majority") or {}).items()]
+        if parts and "@" not in name:
+            lines.append(f"  {name}: " + ", ".join(parts))
+    return lines
 
 
 def format_table(results: dict) -> str:
@@ -50,15 +70,22 @@ def format_table(results: dict) -> str:
     label = "distilled System 1" + (" (GOLD-filtered ablation)" if c.get("uses_gold_labels") else "")
     rows = [("System 1 (base)", results["system1"]), (f"System 2 ({r['technique']})", results["system2"]),
             (label, results["distilled"])]
+    rows += [(f"distilled, filter={name}" + (" (GOLD labels)" if a["curation"].get("uses_gold_labels") else ""),
+              a["distilled"]) for name, a in (results.get("ablations") or {}).items()]
     width = max(len(name) for name, _ in rows)
     lines = [f"{r['task']} | model {r['model']} | filter {r['filter']} | training {r['training']} | seed {r['seed']}",
              f"{'':{width}}  accuracy  tokens/input  unparsed     n",
              *(f"{name:{width}}  {m['accuracy']:8.1%}  {m['tokens_per_input']:12.1f}  {m['unparsed']:8d}  {m['n']:4d}"
                for name, m in rows)]
+    lines += _extra_lines(rows + [(name, m) for name, m in results.get("variants", {}).items()], width)
     ta = c.get("target_accuracy")
     lines.append(f"curation: kept {c['kept']}/{c['inputs']} inputs ({c['kept_fraction']:.0%}) from "
                  f"{c['samples_per_input']} sample(s) each; target accuracy "
                  f"{'n/a' if ta is None else f'{ta:.1%}'} (gold labels, analysis only)")
+    for name, a in (results.get("ablations") or {}).items():
+        s, ta = a["curation"], a["curation"].get("target_accuracy")
+        lines.append(f"  ablation filter={name}: kept {s['kept']}/{s['inputs']}; target accuracy "
+                     f"{'n/a' if ta is None else f'{ta:.1%}'}")
     if results.get("broad"):
         lines += ["", f"broad benchmarks (lm-eval){'':8}  base  distilled   delta  stderr  regressed     n"]
         lines += [f"{name:34s} {b['base']:5.1%}  {b['distilled']:9.1%}  {b['delta']:+6.1%}  {b['stderr']:6.1%}  "

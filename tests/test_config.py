@@ -44,9 +44,10 @@ def _s2d(*args):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["technique=__nope__"], "unknown technique '__nope__'; valid choices: cot, rar_1step, rar_2step, system1"),
-    (["task=nope"], "unknown task 'nope'; valid choices: addition, coin_flip, last_letter"),
-    (["-m", "filter=majority,bogus"], "unknown filter 'bogus'; valid choices: gold, majority, none"),
+    (["technique=__nope__"], "unknown technique '__nope__'; valid choices: bsm, cot, cot_fewshot, rar_1step, rar_2step, s2a, system1"),
+    (["task=nope"], "unknown task 'nope'; valid choices: addition, coin_flip, gsm8k, last_letter, mtbench_judge, "
+                     "triviaqa_sycophancy"),
+    (["-m", "filter=majority,bogus"], "unknown filter 'bogus'; valid choices: gold, majority, none, perturbation, usc"),
     (["data.test_size=-5"], "bad data.test_size=-5"),
     (["task.words_per_input=0"], "bad task.words_per_input=0"),
     (["model.path=/no/such/dir"], "model.path='/no/such/dir'"),

@@ -1,6 +1,8 @@
-"""Curation filters: from the System 2 answers of one input, the distillation target or None (input dropped).
+"""Curation filters: from the System 2 records of each input, the chosen final answer or None (input dropped).
 
-Only `gold` reads labels, and it exists as an upper-bound ablation, labelled as such in every report.
+`choose` sees every input at once (USC and perturbation make model calls of their own, batched); the simple
+filters only implement `select` over one input's extracted answers. Only `gold` reads labels, and it exists as an
+upper-bound ablation, labelled as such in every report.
 """
 from __future__ import annotations
 
@@ -23,6 +25,17 @@ class Filter:
         if self.samples_per_input > 1 and self.temperature <= 0:
             raise UserError(f"filter.samples_per_input={self.samples_per_input} needs filter.temperature > 0 "
                             "(greedy samples are all the same)")
+
+    def choose(self, ctx, task, items, records) -> dict[str, tuple[str, str] | None]:
+        """item id -> (final answer, the System 2 output that gave it), or None when the input is dropped."""
+        chosen = {}
+        for item in items:
+            outputs = [r["output"] for r in records[item.id]]
+            answers = [task.extract(o) for o in outputs]
+            answer = self.select(answers, task.normalize(item.answer))
+            chosen[item.id] = None if answer is None else (answer, outputs[answers.index(answer)]
+                                                           if answer in answers else "")
+        return chosen
 
     def select(self, answers: list[str | None], gold: str) -> str | None:
         raise NotImplementedError

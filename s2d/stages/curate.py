@@ -9,40 +9,69 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from s2d.cache import atomic_write_json, cache_key, plain, read_json
 from s2d.registry import build
 
 
 def run(ctx) -> dict:
-    filt = build("filter", ctx.cfg.filter)
+    out = curate_cached(ctx, ctx.cfg.filter, "distill_set.json")
+    # Ablations: the same System 2 generations curated by other filters (e.g. none, gold), each trained and
+    # evaluated as its own distilled row, so one run shows what the consistency check buys.
+    out["ablations"] = {name: curate_cached(ctx, ablation_filter_cfg(ctx.cfg.filter, name),
+                                            f"distill_set.{name}.json") for name in ablation_names(ctx.cfg)}
+    out["cached"] = out["cached"] and all(a["cached"] for a in out["ablations"].values())
+    return out
+
+
+def ablation_names(cfg) -> list[str]:
+    from s2d.errors import check_choice
+    from s2d.registry import REGISTRIES, _import_all
+    _import_all("filter")
+    names = [str(n) for n in cfg.get("ablations") or []]
+    for name in names:
+        check_choice("ablation filter (ablations)", name, REGISTRIES["filter"])
+    return names
+
+
+def ablation_filter_cfg(filter_cfg, name: str):
+    """The run's filter config with another filter's logic: same N samples and sampling, so it reads the same
+    generations (filter=none then keeps each input's first sample; gold keeps inputs with a correct sample)."""
+    return OmegaConf.merge(filter_cfg, {"impl": name, "name": name})
+
+
+def curate_cached(ctx, filter_cfg, run_file: str) -> dict:
+    filt = build("filter", filter_cfg)
     key = cache_key({"kind": "curate", "version": 1, "generations": ctx.outputs["generate"]["key"],
-                     "filter": plain(ctx.cfg.filter), "task": plain(ctx.cfg.task),
+                     "filter": plain(filter_cfg), "task": plain(ctx.cfg.task),
                      "items": [i.id for i in ctx.train_items]})
     path = Path(ctx.cache_dir) / "distill_sets" / f"{key}.json"
     cached = path.exists()
     if cached:
         data = read_json(path)
     else:
-        data = curate(ctx.task, filt, ctx.train_items, ctx.outputs["generate"]["records"])
+        data = curate(ctx.task, filt, ctx.train_items, ctx.outputs["generate"]["records"], ctx)
         atomic_write_json(path, data)
-    atomic_write_json(ctx.run_dir / "distill_set.json", data)
+    atomic_write_json(ctx.run_dir / run_file, data)
     print(f"[s2d] curation ({filt.name}{', USES GOLD LABELS' if filt.uses_labels else ''}): kept "
           f"{data['stats']['kept']}/{data['stats']['inputs']} inputs", flush=True)
     return {"examples": data["examples"], "stats": data["stats"], "key": key, "path": str(path), "cached": cached,
             "stage_info": {"key": key}}
 
 
-def curate(task, filt, items, records) -> dict:
+def curate(task, filt, items, records, ctx=None) -> dict:
     examples, correct = [], 0
+    decisions = filt.choose(ctx, task, items, records)
     for item in items:
-        answers = [task.extract(r["output"]) for r in records[item.id]]
-        chosen = filt.select(answers, task.normalize(item.answer))
-        if chosen is None:
+        if decisions[item.id] is None:
             continue
-        is_correct = task.is_correct(chosen, item)   # analysis only: the filter never saw this (unless gold)
+        answer, output = decisions[item.id]
+        is_correct = task.is_correct(answer, item)   # analysis only: the filter never saw this (unless gold)
         correct += is_correct
-        examples.append({"id": item.id, "prompt": task.system1_prompt(item), "target": task.target(chosen),
-                         "answer": chosen, "votes": answers, "target_correct": is_correct})
+        examples.append({"id": item.id, "prompt": task.system1_prompt(item), "target": task.target(answer, output),
+                         "answer": answer, "votes": [task.extract(r["output"]) for r in records[item.id]],
+                         "target_correct": is_correct})
     n = len(items)
     stats = {"inputs": n, "samples_per_input": filt.samples_per_input, "kept": len(examples),
              "kept_fraction": len(examples) / n if n else 0.0,

@@ -16,9 +16,17 @@ from s2d.cache import cache_key, locked, plain
 
 
 def run(ctx) -> dict:
-    examples = ctx.outputs["curate"]["examples"]
+    curated = ctx.outputs["curate"]
+    out = train_cached(ctx, curated["examples"], curated["key"], "checkpoint")
+    out["ablations"] = {name: train_cached(ctx, a["examples"], a["key"], f"checkpoint.{name}")
+                        for name, a in curated.get("ablations", {}).items()}
+    out["cached"] = out["cached"] and all(a["cached"] for a in out["ablations"].values())
+    return out
+
+
+def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) -> dict:
     cfg = ctx.cfg.training
-    key = cache_key({"kind": "train", "version": 1, "distill_set": ctx.outputs["curate"]["key"],
+    key = cache_key({"kind": "train", "version": 1, "distill_set": distill_key,
                      "model": ctx.model_identity["path"], "training": plain(cfg), "seed": int(ctx.cfg.seed)})
     target = Path(ctx.cache_dir) / "checkpoints" / key
     if not examples:
@@ -31,7 +39,7 @@ def run(ctx) -> dict:
         if not cached:
             ctx.release_generator()   # free the generation model's memory before training
             launch(train_spec(ctx, examples, target))
-    _link(ctx.run_dir / "checkpoint", target)
+    _link(ctx.run_dir / link_name, target)
     return {"path": str(target), "key": key, "cached": cached, "method": cfg.method,
             "stage_info": {"key": key, "trained": True, "examples": len(examples)}}
 
@@ -87,6 +95,7 @@ def train(spec: dict) -> None:
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": e["prompt"]}],
                                "completion": [{"role": "assistant", "content": e["target"]}]} for e in examples])
     tokenizer = AutoTokenizer.from_pretrained(spec["model_path"])
+    max_length = fitting_max_length(tokenizer, examples, int(cfg["max_length"]))
     model = AutoModelForCausalLM.from_pretrained(spec["model_path"],
                                                  dtype=torch.bfloat16 if on_gpu else torch.float32,
                                                  use_safetensors=True, trust_remote_code=spec["trust_remote_code"])
@@ -106,7 +115,7 @@ def train(spec: dict) -> None:
         num_train_epochs=float(cfg["epochs"]), max_steps=int(cfg["max_steps"]),
         per_device_train_batch_size=int(cfg["batch_size"]), gradient_accumulation_steps=int(cfg["grad_accum"]),
         learning_rate=float(cfg["learning_rate"]), warmup_steps=int(round(float(cfg["warmup_ratio"]) * total)),
-        max_length=int(cfg["max_length"]), completion_only_loss=True,
+        max_length=max_length, completion_only_loss=True,
         gradient_checkpointing=False,   # TRL turns it on by default; it costs ~25% on small models
         bf16=on_gpu, use_cpu=not on_gpu, dataloader_pin_memory=on_gpu,
         logging_steps=max(1, total // 10), save_strategy="no", report_to="none")
@@ -125,6 +134,18 @@ def train(spec: dict) -> None:
         shutil.rmtree(target)
     os.replace(staging, target)  # atomic: the checkpoint appears complete or not at all
     shutil.rmtree(staging_root, ignore_errors=True)
+
+
+def fitting_max_length(tokenizer, examples: list[dict], configured: int) -> int:
+    """`training.max_length`, raised to the longest prompt + target: truncation would cut the target (the only
+    part with loss) and TRL would then drop the example, e.g. judge prompts holding two long responses."""
+    longest = max(len(tokenizer(tokenizer.apply_chat_template(
+        [{"role": "user", "content": e["prompt"]}, {"role": "assistant", "content": e["target"]}], tokenize=False),
+        add_special_tokens=False)["input_ids"]) for e in examples)
+    if longest > configured:
+        print(f"[s2d] training.max_length={configured} < longest example ({longest} tokens); using {longest}",
+              flush=True)
+    return max(configured, longest)
 
 
 def _link(link: Path, target: Path) -> None:

@@ -21,8 +21,25 @@ class Technique:
         self.name = cfg.name
         self.task = task
 
-    def run(self, gen, questions: list[str], temperature: float, top_p: float, seed: int) -> list[dict]:
+    def run(self, gen, inputs: list[dict], temperature: float, top_p: float, seed: int) -> list[dict]:
+        """`inputs`: one dict per input, `{"question": ..., **task fields}` (see `Item.inputs`)."""
         raise NotImplementedError
+
+
+def fill(template: str, inputs: list[dict], what: str) -> list[str]:
+    """Format a template per input; a field the task does not provide is a one-line UserError."""
+    try:
+        return [template.format_map(i) for i in inputs]
+    except KeyError as e:
+        have = ", ".join(sorted(inputs[0])) if inputs else "none"
+        raise UserError(f"{what} needs the template field {{{e.args[0]}}}, which this task does not provide "
+                        f"(it provides: {have})") from None
+
+
+def trace(calls: list[dict], output: str | None = None) -> dict:
+    """One input's record: every call, the final output (default: the last call's) and tokens summed over calls."""
+    return {"calls": calls, "output": calls[-1]["output"] if output is None else output,
+            "tokens": sum(c["tokens"] for c in calls)}
 
 
 @register("technique", "chain")
@@ -37,11 +54,11 @@ class Chain(Technique):
     def templates(self) -> list[str]:
         return [step.template for step in self.cfg.steps]
 
-    def run(self, gen, questions, temperature, top_p, seed):
-        state = [{"question": q} for q in questions]
-        calls: list[list[dict]] = [[] for _ in questions]
+    def run(self, gen, inputs, temperature, top_p, seed):
+        state = [dict(i) for i in inputs]
+        calls: list[list[dict]] = [[] for _ in inputs]
         for index, (step, template) in enumerate(zip(self.cfg.steps, self.templates())):
-            prompts = [template.format_map(s) for s in state]
+            prompts = fill(template, state, f"technique '{self.name}' step '{step.name}'")
             sampling = Sampling(int(step.max_new_tokens), temperature, float(step.get("top_p") or top_p))
             prefill = step.get("prefill") or ""
             outs = gen.generate(prompts, sampling, seed=seed + 7919 * index, prefill=prefill,
@@ -50,7 +67,7 @@ class Chain(Technique):
                 s[step.name] = out.text
                 c.append({"step": step.name, "prompt": prompt, "prefill": prefill, "output": out.text,
                           "tokens": out.tokens})
-        return [{"calls": c, "output": c[-1]["output"], "tokens": sum(x["tokens"] for x in c)} for c in calls]
+        return [trace(c) for c in calls]
 
 
 @register("technique", "rar_2step")
