@@ -45,7 +45,8 @@ def _s2d(*args):
 
 @pytest.mark.parametrize("args,needle", [
     (["technique=__nope__"], "unknown technique '__nope__'; valid choices: bsm, cot, cot_fewshot, rar_1step, rar_2step, s2a, system1"),
-    (["task=nope"], "unknown task 'nope'; valid choices: addition, coin_flip, gsm8k, last_letter, mtbench_judge, "
+    (["task=nope"], "unknown task 'nope'; valid choices: addition, coin_flip, gsm8k, last_letter, last_letter_fewshot, "
+                     "mtbench_judge, "
                      "triviaqa_sycophancy"),
     (["-m", "filter=majority,bogus"], "unknown filter 'bogus'; valid choices: gold, majority, none, perturbation, usc"),
     (["data.test_size=-5"], "bad data.test_size=-5"),

@@ -34,3 +34,44 @@ def test_score_counts_accuracy_unparsed_tokens_and_calls():
     m = score(t, items, _records(outs))["metrics"]
     assert m["accuracy"] == 1 / 3 and m["unparsed"] == 1 and m["n"] == 3
     assert m["tokens_per_input"] == 5 and m["calls_per_input"] == 2
+
+
+def test_ablation_filters_reuse_the_same_samples():
+    """ablations=[none, gold]: the run's N samples, curated by `none` (first sample, no check) and `gold`."""
+    from s2d.registry import build
+    from s2d.stages.curate import ablation_filter_cfg
+    t = task()
+    items = t.splits(0, 2, 1)[0]
+    outs = {items[0].id: ["zz", items[0].answer, items[0].answer, items[0].answer],
+            items[1].id: ["qq", "qq", "rr", "ss"]}
+    main = OmegaConf.create({"impl": "majority", "name": "majority", "samples_per_input": 4, "temperature": 0.7,
+                             "top_p": 0.95, "min_share": 0.5})
+    none = curate(t, build("filter", ablation_filter_cfg(main, "none")), items, _records(outs))
+    assert [e["answer"] for e in none["examples"]] == ["zz", "qq"] and none["stats"]["samples_per_input"] == 4
+    gold = curate(t, build("filter", ablation_filter_cfg(main, "gold")), items, _records(outs))
+    assert [e["id"] for e in gold["examples"]] == [items[0].id] and gold["stats"]["uses_gold_labels"]
+
+
+def test_target_template_can_hold_the_system2_output():
+    from s2d.curation.filters import NoFilter
+    t = task()
+    t.cfg = OmegaConf.merge(t.cfg, {"target_template": "{output}"})
+    items = t.splits(0, 1, 1)[0]
+    filt = NoFilter(OmegaConf.create({"impl": "none", "name": "none", "samples_per_input": 1, "temperature": 0.0,
+                                      "top_p": 1.0}))
+    data = curate(t, filt, items, _records({items[0].id: [f"  The answer is {items[0].answer}. "]}))
+    assert data["examples"][0]["target"] == f"The answer is {items[0].answer}."
+
+
+def test_majority_vote_metrics_at_k():
+    from s2d.stages.evaluate import majority_metrics, majority_vote
+    assert majority_vote(["a", "b", "b", None]) == "b"
+    assert majority_vote(["a", "b"]) == "a" and majority_vote([None]) is None
+    t = task()
+    items = t.splits(0, 1, 1)[1]
+    right = items[0].answer
+    recs = {items[0].id: [{"output": o, "tokens": 10} for o in ["zz", right, right, "zz", "qq"]]}
+    m = majority_metrics(t, items, recs, [1, 3, 5])
+    assert m["maj@1"] == {"accuracy": 0.0, "tokens_per_input": 10}
+    assert m["maj@3"] == {"accuracy": 1.0, "tokens_per_input": 30}
+    assert m["maj@5"]["accuracy"] == 0.0 and m["maj@5"]["tokens_per_input"] == 50   # zz 2 : right 2, zz first

@@ -1,0 +1,36 @@
+"""Every experiment config runs at tiny size on the real embedded model (its first sweep point, single run)."""
+import pytest
+
+from s2d.cli import config_groups
+
+TINY = ["data.train_size=2", "data.test_size=2", "eval.max_new_tokens=8", "training.max_steps=1",
+        "backend.batch_size=8", "logger=none"]
+# Generation budgets cut to a few tokens per call; the experiments' own choices are otherwise untouched.
+SHORT = {
+    "demo": ["technique.steps.0.max_new_tokens=8", "technique.steps.1.max_new_tokens=8", "filter.samples_per_input=2"],
+    "paper_table1": ["technique.steps.0.max_new_tokens=8", "filter.samples_per_input=2"],
+    "paper_table7": ["technique.steps.0.max_new_tokens=8", "filter.samples_per_input=2"],
+    "paper_table2": ["technique.steps.0.max_new_tokens=16", "technique.steps.1.max_new_tokens=8",
+                     "filter.samples_per_input=2", "filter.fallback_sizes=[2,1]", "filter.max_new_tokens=8"],
+    "paper_table3": ["technique.max_criteria=1", "technique.branch.max_new_tokens=16",
+                     "technique.solve.max_new_tokens=6", "technique.merge_llm.max_new_tokens=8",
+                     "task.answer_max_new_tokens=8", "data.test_size=1"],
+    "paper_table4": ["technique.steps.0.max_new_tokens=16", "filter.samples_per_input=2", "eval.votes=[1,2]",
+                     "task.fewshot_k=1"],
+}
+EXPERIMENTS = sorted(config_groups()["experiment"])
+
+
+def test_every_experiment_has_a_tiny_setting():
+    assert sorted(SHORT) == EXPERIMENTS
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_runs_tiny(s2d, experiment):
+    _, results, _ = s2d(f"experiment={experiment}", *TINY, *SHORT[experiment])
+    for row in ("system1", "system2", "distilled"):
+        assert 0.0 <= results[row]["accuracy"] <= 1.0
+    assert results["run"]["name"]
+    if experiment == "demo":   # the demo shows what label-free curation buys: none and gold rows, same run
+        assert set(results["ablations"]) == {"none", "gold"}
+        assert results["ablations"]["gold"]["curation"]["uses_gold_labels"]
