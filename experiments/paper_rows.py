@@ -58,6 +58,10 @@ def table2(runs):
     lines = ["| model | acc (biased) | acc (unbiased) | #tokens | n biased / unbiased |", "|---|---|---|---|---|"]
     lines += [f"| {name} | {pct(m['accuracy_biased'])} | {pct(m['accuracy_unbiased'])} | {tok(m)} | "
               f"{m['n_biased']} / {m['n_unbiased']} |" for name, m in rows]
+    lines += ["", "Biased accuracy per opinion template (`incorrect` = Fig. 11, the opinion names a wrong answer):", "",
+              "| model | incorrect | not_correct | correct |", "|---|---|---|---|"]
+    lines += [f"| {name} | " + " | ".join(f"{pct(m.get(f'accuracy_biased_{t}'))} (n={m.get(f'n_biased_{t}', 0)})"
+                                          for t in ("incorrect", "not_correct", "correct")) + " |" for name, m in rows]
     c = r["curation"]
     lines += ["", f"USC kept {c['kept']}/{c['inputs']} inputs (target accuracy {pct(c['target_accuracy'])}, "
               f"alias match against gold, analysis only) from {c['samples_per_input']} S2A samples each."]

@@ -50,3 +50,4 @@ def test_alias_match_scoring_and_groups():
     samples = [{"id": i.id, "correct": k % 2 == 0} for k, i in enumerate(test)]
     m = task.extra_metrics(samples, test)
     assert m["n_biased"] + m["n_unbiased"] == 16 and m["n_biased"] == 14
+    assert sum(m[f"n_biased_{t}"] for t in ("incorrect", "not_correct", "correct")) == 14
