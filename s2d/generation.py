@@ -33,11 +33,25 @@ def run_technique_cached(ctx, label: str, technique, items, n_samples: int, temp
         return _run_locked(ctx, label, technique, items, n_samples, temperature, top_p, key, path, gen_factory)
 
 
+def input_hash(item) -> str:
+    return cache_key(item.inputs(), length=12)
+
+
+def _is_done(done: dict, item, s: int, digest: str) -> bool:
+    """A cached record counts only if it was made from this very input: an item id can name a different input
+    when a task's split depends on the sizes (MT-bench pairs, TriviaQA bias groups). Records written before
+    inputs were hashed carry no hash and are accepted (their tasks were prefix-stable)."""
+    rec = done.get(f"{item.id}#{s}")
+    return rec is not None and rec.get("input_hash", digest) == digest
+
+
 def _run_locked(ctx, label, technique, items, n_samples, temperature, top_p, key, path, gen_factory):
     store = JsonlStore(path)
     done = store.load()
     wanted = [(item, s) for item in items for s in range(n_samples)]
-    missing_items = [item for item in items if any(f"{item.id}#{s}" not in done for s in range(n_samples))]
+    digests = {item.id: input_hash(item) for item in items}
+    missing_items = [item for item in items
+                     if not all(_is_done(done, item, s, digests[item.id]) for s in range(n_samples))]
     generated = 0
     if missing_items:
         gen = (gen_factory or ctx.generator)()
@@ -49,7 +63,7 @@ def _run_locked(ctx, label, technique, items, n_samples, temperature, top_p, key
             # Seed from the chunk's first item id: the same chunk gets the same samples on a resumed run.
             seed = int(ctx.cfg.seed) * 1_000_003 + zlib.crc32(part[0].id.encode())
             traces = technique.run(gen, [item.inputs() for item, _ in expanded], temperature, top_p, seed)
-            store.append({"id": f"{item.id}#{s}", "item": item.id, "sample": s, **trace}
+            store.append({"id": f"{item.id}#{s}", "item": item.id, "sample": s, "input_hash": digests[item.id], **trace}
                          for (item, s), trace in zip(expanded, traces))
             generated += len(expanded)
             bar.update(len(part))
