@@ -72,6 +72,8 @@ def format_table(results: dict) -> str:
             (label, results["distilled"])]
     rows += [(f"distilled, filter={name}" + (" (GOLD labels)" if a["curation"].get("uses_gold_labels") else ""),
               a["distilled"]) for name, a in (results.get("ablations") or {}).items()]
+    rows = [(name + (" [nothing kept: = base]" if m.get("note") and name != "System 1 (base)" else ""), m)
+            for name, m in rows]
     width = max(len(name) for name, _ in rows)
     lines = [f"{r['task']} | model {r['model']} | filter {r['filter']} | training {r['training']} | seed {r['seed']}",
              f"{'':{width}}  accuracy  tokens/input  unparsed     n",
