@@ -73,10 +73,12 @@ def table3(runs):
     for r in runs:
         tech = f"BSM ({r['run']['technique']}, merge={r.get('_merge', '?')})"
         for name, m in (("System 1", r["system1"]), (tech, r["system2"]), ("Distill BSM (label only)", r["distilled"])):
+            name += " [nothing kept: = base]" if m.get("note") else ""
             lines.append(f"| {name} | {pct(m['accuracy'])} | {pct(m['inconsistent'])} | {tok(m)} | {m['pairs']} |")
         c = r["curation"]
-        lines += ["", f"Perturbation filter kept {c['kept']}/{c['inputs']} training pairs (both orders agreed); "
-                  f"their verdicts match the proxy label {pct(c['target_accuracy'])} of the time."]
+        lines += ["", f"Perturbation filter kept {c['kept']}/{c['inputs']} training pairs (both orders agreed)"
+                  + ("." if c["target_accuracy"] is None else
+                     f"; their verdicts match the proxy label {pct(c['target_accuracy'])} of the time.")]
     return lines
 
 
