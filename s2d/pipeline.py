@@ -11,8 +11,9 @@ from pathlib import Path
 
 from s2d.backends.embedded import resolve_model_path
 from s2d.backends.hf import resolve_dtype
-from s2d.errors import check_positive
-from s2d.registry import build
+from s2d.errors import check_choice, check_positive
+from s2d.registry import REGISTRIES, build
+from s2d.stages.curate import ablation_names
 
 STAGES = ("generate", "curate", "train", "evaluate", "broad")
 
@@ -70,6 +71,8 @@ def prepare(cfg, run_dir: Path) -> Context:
     ctx.task = build("task", cfg.task)
     build("technique", cfg.technique, task=ctx.task)   # fail fast on a bad technique config
     build("filter", cfg.filter)
+    for name in ablation_names(cfg):   # fail before generation, not after it, on a bad ablation name
+        check_choice("ablation filter (ablations)", name, REGISTRIES["filter"])
     ctx.model_path = resolve_model_path(cfg.model, cfg.paths.models_dir)
     ctx.train_items, ctx.test_items = ctx.task.build_splits(ctx)
     return ctx

@@ -48,19 +48,16 @@ def build_results(ctx, started: dt.datetime, wall_s: float) -> dict:
     }
 
 
-def _extra_lines(rows, width) -> list[str]:
-    """Prompt-variant rows and the task's extra metrics (per-group accuracy, % inconsistent, maj@k), where present."""
+def _extra_lines(rows) -> list[str]:
+    """The task's extra metrics (per-group accuracy, % inconsistent, maj@k) under the rows that have them."""
     lines = []
     for name, m in rows:
-        if "@" in name:
-            lines.append(f"{name:{width}}  {m['accuracy']:8.1%}  {m['tokens_per_input']:12.1f}  {m['unparsed']:8d}  "
-                         f"{m['n']:4d}")
         parts = [f"{k} {v:.1%}" for k, v in m.items() if k.startswith("accuracy_") and v is not None]
         if m.get("inconsistent") is not None:
             parts.append(f"inconsistent {m['inconsistent']:.1%} of {m['pairs']} pairs")
         parts += [f"{k} {v['accuracy']:.1%} ({v['tokens_per_input']:.0f} tok)"
                   for k, v in (m.get("majority") or {}).items()]
-        if parts and "@" not in name:
+        if parts:
             lines.append(f"  {name}: " + ", ".join(parts))
     return lines
 
@@ -72,6 +69,7 @@ def format_table(results: dict) -> str:
             (label, results["distilled"])]
     rows += [(f"distilled, filter={name}" + (" (GOLD labels)" if a["curation"].get("uses_gold_labels") else ""),
               a["distilled"]) for name, a in (results.get("ablations") or {}).items()]
+    rows += list((results.get("variants") or {}).items())   # Table 7 prompt variants, if asked
     rows = [(name + (" [nothing kept: = base]" if m.get("note") and name != "System 1 (base)" else ""), m)
             for name, m in rows]
     width = max(len(name) for name, _ in rows)
@@ -79,7 +77,7 @@ def format_table(results: dict) -> str:
              f"{'':{width}}  accuracy  tokens/input  unparsed     n",
              *(f"{name:{width}}  {m['accuracy']:8.1%}  {m['tokens_per_input']:12.1f}  {m['unparsed']:8d}  {m['n']:4d}"
                for name, m in rows)]
-    lines += _extra_lines(rows + [(name, m) for name, m in results.get("variants", {}).items()], width)
+    lines += _extra_lines(rows)
     ta = c.get("target_accuracy")
     lines.append(f"curation: kept {c['kept']}/{c['inputs']} inputs ({c['kept_fraction']:.0%}) from "
                  f"{c['samples_per_input']} sample(s) each; target accuracy "

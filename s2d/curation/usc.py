@@ -12,15 +12,13 @@ from __future__ import annotations
 import random
 import re
 
-from omegaconf import OmegaConf
-
 from s2d.cache import plain
 from s2d.curation.filters import Filter
 from s2d.errors import check_positive
 from s2d.generation import run_technique_cached
 from s2d.registry import register
 from s2d.tasks.base import Item
-from s2d.techniques.chain import Chain
+from s2d.techniques.chain import Chain, single_call
 
 FINAL = re.compile(r"FINAL\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
 
@@ -53,8 +51,7 @@ class UniversalSelfConsistency(Filter):
         self.sizes = [int(s) for s in cfg.fallback_sizes]
 
     def usc_technique(self) -> Chain:
-        return Chain(OmegaConf.create({"impl": "chain", "name": "usc", "steps": [
-            {"name": "usc", "template": self.cfg.template, "max_new_tokens": int(self.cfg.max_new_tokens)}]}))
+        return single_call("usc", "usc", self.cfg.template, int(self.cfg.max_new_tokens))
 
     def prompt_limit(self, gen) -> int:
         limit = self.cfg.get("max_prompt_tokens")

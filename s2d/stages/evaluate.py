@@ -30,19 +30,25 @@ def run(ctx) -> dict:
     distilled_payload = {"checkpoint": ctx.outputs["train"]["key"]}
     distilled_factory = (lambda: _distilled_generator(ctx, checkpoint)) if checkpoint else None
     plans = [("system1", system1, {}, None), ("system2", system2, {}, None)]
+    untrained: dict[str, str] = {}   # distilled row -> base row it equals when curation kept nothing to train on
     if checkpoint:
         plans.append(("distilled", system1, distilled_payload, distilled_factory))
-    ablations = ctx.outputs["train"].get("ablations", {})
-    for name, trained in ablations.items():   # distilled models of the curation ablations (none, gold)
+    else:
+        untrained["distilled"] = "system1"
+    for name, trained in ctx.outputs["train"].get("ablations", {}).items():   # curation ablations (none, gold)
         if trained["path"]:
             plans.append((f"distilled[{name}]", system1, {"checkpoint": trained["key"]},
                           lambda path=trained["path"]: _distilled_generator(ctx, path)))
+        else:
+            untrained[f"distilled[{name}]"] = "system1"
     for name, template in variant_templates(cfg).items():   # Table 7: the same rows under other System 1 prompts
         variant = system1_technique(OmegaConf.merge(cfg.task, {"system1_template": template}),
                                     int(cfg.eval.max_new_tokens))
         plans.append((f"system1@{name}", variant, {}, None))
         if checkpoint:
             plans.append((f"distilled@{name}", variant, distilled_payload, distilled_factory))
+        else:
+            untrained[f"distilled@{name}"] = f"system1@{name}"
     # Base-model rows first, then every distilled row: the base model is loaded once, then the adapter once.
     plans.sort(key=lambda p: p[0].startswith("distilled"))   # stable: the main distilled row stays first
     rows, samples, cached = {}, {}, True
@@ -60,10 +66,7 @@ def run(ctx) -> dict:
             scored["metrics"]["majority"] = majority_metrics(task, items, sampled.records, votes)
             cached &= sampled.generated == 0
         rows[row], samples[row] = scored["metrics"], scored["samples"]
-    untrained = ([] if checkpoint else [r.replace("system1", "distilled", 1) for r in rows if r.startswith("system1")])
-    untrained += [f"distilled[{name}]" for name, t in ablations.items() if not t["path"]]
-    for twin in untrained:   # nothing was kept to train on: the distilled model is the base model
-        base_row = "system1" + twin.removeprefix("distilled").split("[")[0]
+    for twin, base_row in untrained.items():   # nothing was kept to train on: the distilled model is the base model
         rows[twin] = {**rows[base_row], "note": "no training examples kept; distilled = base model"}
         samples[twin] = samples[base_row]
     return {"rows": rows, "samples": samples, "cached": cached}

@@ -118,14 +118,11 @@ class MTBenchJudge(Task):
 
     def model_answers(self, ctx, seed, train_size, test_size) -> dict[str, list[str]]:
         """The judged model's own turn-1 answers to the questions in use (cached and resumable like any generation)."""
-        from omegaconf import OmegaConf
-
         from s2d.generation import run_technique_cached
-        from s2d.techniques.chain import Chain
+        from s2d.techniques.chain import single_call
         test_q, train_q = self.question_split(seed, train_size, test_size)
         items = [Item(str(q["question_id"]), q["question"], "") for q in (*test_q, *train_q)]
-        answer = Chain(OmegaConf.create({"impl": "chain", "name": "answer", "steps": [
-            {"name": "answer", "template": "{question}", "max_new_tokens": int(self.cfg.answer_max_new_tokens)}]}))
+        answer = single_call("answer", "answer", "{question}", int(self.cfg.answer_max_new_tokens))
         per, temperature = int(self.cfg.answers_per_question), float(self.cfg.answer_temperature)
         result = run_technique_cached(ctx, "mtbench-answers", answer, items, per, temperature, 0.95,
                                       {"model": ctx.model_identity, "seed": seed, "what": "mtbench turn-1 answers",

@@ -82,10 +82,13 @@ class RaR2Step(Chain):
         return templates
 
 
+def single_call(name: str, step: str, template: str, max_new_tokens: int) -> Chain:
+    """A one-call chain (System 1 answers, the USC call, MT-bench answers); its config is part of cache keys."""
+    return Chain(OmegaConf.create({"impl": "chain", "name": name, "steps": [
+        {"name": step, "template": template, "max_new_tokens": max_new_tokens}]}))
+
+
 def system1_technique(task_cfg, max_new_tokens: int) -> Chain:
     """The zero-shot System 1 baseline: the task's System 1 prompt, one call. Used by evaluation for the base
     and the distilled model, so both see exactly the same prompt."""
-    cfg = OmegaConf.create({"impl": "chain", "name": "system1",
-                            "steps": [{"name": "answer", "template": task_cfg.system1_template,
-                                       "max_new_tokens": max_new_tokens}]})
-    return Chain(cfg)
+    return single_call("system1", "answer", task_cfg.system1_template, max_new_tokens)
