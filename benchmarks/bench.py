@@ -1,12 +1,20 @@
-"""`make bench`: generation throughput and the demo's per-stage wall time, written to benchmarks/.
+"""`make bench`: generation engines side by side on this machine, written to benchmarks/.
 
-    .venv/bin/python benchmarks/bench.py [--skip-demo] [--batches 1 8 32] [--dtypes float32 bfloat16]
+    .venv/bin/python benchmarks/bench.py [--models smollm2_135m qwen2_5_coder_0_5b] [--engines hf vllm] [--demo]
 
-Throughput: greedy decoding of exactly `--new-tokens` tokens per sequence (min_new_tokens forces full length,
-so the number is the padded-batch rate), after one warm-up call, on the embedded SmolLM2-135M-Instruct.
-Demo: `s2d experiment=demo benchmarks=quick` run twice on a fresh stage cache (cold: every stage computes; warm:
-every stage cached); the cold run's broad table (base vs distilled on held-out benchmarks) is recorded too.
-Results: benchmarks/results.json (machine-readable) and benchmarks/RESULTS.md (a table), overwritten each run.
+For each model and engine, in a fresh process each (so one engine's threads or memory never slow the next):
+- startup_s: from nothing to a generator ready to serve (model load; for vLLM the engine start);
+- greedy: 64 chain-of-thought prompts (paper Fig. 10 on last-letter inputs), <= 128 new tokens, one call;
+- sampled: 16 of those prompts x 4 samples (T 0.7, top-p 0.95: the majority filter's defaults), one call;
+- greedy_lora (--lora-models): 8 prompts, <= 64 new tokens, by the model with a random LoRA adapter, after the
+  adapter is loaded (HF: unmerged; vLLM: merged into the running engine; vllm_lora_request: vLLM's LoRA support).
+Engines go through s2d's own backends (`backend=hf` with batch 64, `backend=vllm` as configured, and
+`vllm_compiled`: the same with `enforce_eager=false`, torch.compile), with `dtype: auto`.
+useful_tok_s counts generated tokens up to the end of turn (what s2d records), divided by the call's wall time.
+A 1024^3 matmul probe gives this CPU's FLOP/s per dtype; compute_bound_fraction = useful_tok_s / (FLOP/s /
+(2 x parameters)), the share of the rate a purely compute-bound decoder would reach.
+With --demo, `s2d experiment=demo` also runs twice on a fresh stage cache (cold, then all cached).
+Results: benchmarks/results.json and benchmarks/RESULTS.md, overwritten each run.
 """
 from __future__ import annotations
 
@@ -24,97 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def model_dir() -> str:
-    from omegaconf import OmegaConf
-
-    from s2d.backends.embedded import resolve_model_path
-    from s2d.cli import default_cache_dir
-    cfg = OmegaConf.load(ROOT / "conf" / "model" / "smollm2_135m.yaml")
-    return resolve_model_path(cfg, os.environ.get("S2D_MODELS_DIR") or Path(default_cache_dir()) / "models")
+GREEDY_PROMPTS, SAMPLED_PROMPTS, SAMPLES, MAX_NEW_TOKENS = 64, 16, 4, 128
+LORA_PROMPTS, LORA_NEW_TOKENS = 8, 64   # small: vLLM's unmerged LoRA path on CPU runs at a few tok/s
 
 
-def throughput(path: str, dtypes, batches, new_tokens: int, threads: int | None) -> list[dict]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if threads:
-        torch.set_num_threads(threads)
-    tok = AutoTokenizer.from_pretrained(path)
-    tok.padding_side = "left"
-    prompt = tok.apply_chat_template([{"role": "user", "content": 'Take the last letters of the words in '
-                                       '"Edgar Bob" and concatenate them.'}], tokenize=False, add_generation_prompt=True)
-    rows = []
-    for dtype in dtypes:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).eval()
-        for bs in batches:
-            enc = tok([prompt] * bs, return_tensors="pt", add_special_tokens=False)
-            with torch.inference_mode():
-                model.generate(**enc, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)
-                start = time.perf_counter()
-                model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                               pad_token_id=tok.pad_token_id)
-                secs = time.perf_counter() - start
-            rows.append({"dtype": dtype, "batch": bs, "new_tokens": new_tokens, "seconds": round(secs, 2),
-                         "tokens_per_s": round(bs * new_tokens / secs, 1)})
-            print(f"generation {dtype:9s} batch {bs:3d}: {rows[-1]['tokens_per_s']:7.1f} tok/s", flush=True)
-        del model
-    return rows
-
-
-def demo_stage_times(extra_args: list[str]) -> dict:
-    out = {}
-    with tempfile.TemporaryDirectory(prefix="s2d-bench-") as tmp:
-        env = {**os.environ, "S2D_CACHE_DIR": str(Path(tmp) / "cache"), "WANDB_MODE": "disabled"}
-        env.setdefault("S2D_MODELS_DIR", str(Path(model_dir()).parent))
-        for phase in ("cold", "warm"):
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "s2d", "experiment=demo", "logger=none", *extra_args], cwd=tmp,
-                           env=env, check=True, stdout=subprocess.DEVNULL)
-            wall = time.perf_counter() - start
-            results = json.loads(max(Path(tmp).glob("outputs/*/*/results.json"), key=os.path.getmtime).read_text())
-            if phase == "cold":
-                out["broad"] = results.get("broad", {})
-                out["table"] = results_table(results)
-            out[phase] = {"wall_s": round(wall, 1),
-                          "stages": {k: {"wall_s": v["wall_s"], "cached": v["cached"]}
-                                     for k, v in results["stages"].items()}}
-            print(f"demo {phase}: {wall:.0f}s " + ", ".join(f"{k} {v['wall_s']:.0f}s"
-                                                          for k, v in results["stages"].items()), flush=True)
-    return out
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
-    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
-    ap.add_argument("--new-tokens", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--skip-demo", action="store_true")
-    ap.add_argument("demo_args", nargs="*", default=["benchmarks=quick"],
-                    help="overrides for the demo run (default: benchmarks=quick)")
-    args = ap.parse_args()
-
-    record = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": {
-        "cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
-        "command": " ".join(["python", "benchmarks/bench.py", *sys.argv[1:]])}
-    import torch
-    record["machine"]["torch"] = torch.__version__
-    record["machine"]["threads"] = args.threads or torch.get_num_threads()
-    record["generation"] = throughput(model_dir(), args.dtypes, args.batches, args.new_tokens, args.threads)
-    if not args.skip_demo:
-        record["demo"] = demo_stage_times(args.demo_args)
-    (ROOT / "benchmarks" / "results.json").write_text(json.dumps(record, indent=2) + "\n")
-    (ROOT / "benchmarks" / "RESULTS.md").write_text(markdown(record))
-    print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'}")
-
-
-def results_table(results: dict) -> str:
-    from s2d.results import format_table
-    return format_table(results)
-
-
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
@@ -124,14 +46,233 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
+def cpu_flags() -> list[str]:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split(":", 1)[1].split()
+    except (OSError, StopIteration):
+        return []
+    return sorted(f for f in flags if f in {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+
+
+def models_dir() -> Path:
+    from s2d.cli import default_cache_dir
+    return Path(os.environ.get("S2D_MODELS_DIR") or Path(default_cache_dir()) / "models")
+
+
+def model_path(model: str) -> str:
+    from omegaconf import OmegaConf
+
+    from s2d.backends.embedded import resolve_model_path
+    return resolve_model_path(OmegaConf.load(ROOT / "conf" / "model" / f"{model}.yaml"), models_dir())
+
+
+def prompts(n: int) -> list[str]:
+    from omegaconf import OmegaConf
+
+    from s2d.tasks.names_data import name_splits
+    template = OmegaConf.load(ROOT / "conf" / "technique" / "cot.yaml").steps[0].template
+    groups, _ = name_splits(0, 2, n, 1)
+    return [template.format(question=f'Take the last letters of the words in "{" ".join(g)}" and concatenate them.')
+            for g in groups[:n]]
+
+
+def matmul_gflops(dtype: str, size: int = 1024, seconds: float = 2.0) -> float:
+    """Dense matmul rate, repeated for about `seconds` (bf16 without AVX512-BF16/AMX is ~100x slower than fp32)."""
+    import torch
+    a = torch.randn(size, size, dtype=getattr(torch, dtype))
+    b = torch.randn(size, size, dtype=getattr(torch, dtype))
+    a @ b
+    start, repeats = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        a @ b
+        repeats += 1
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def parameters(path: str) -> int:
+    """Parameters that each generated token multiplies through (tied embeddings counted once), from the config."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
+    return sum(p.numel() for p in model.parameters())
+
+
+def random_adapter(path: str, out_dir: str) -> str:
+    """A LoRA adapter (r 16, every linear layer) with random weights: it changes the outputs, as a trained one does."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(path)
+    get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False,
+                                     task_type="CAUSAL_LM")).save_pretrained(out_dir)
+    return out_dir
+
+
+def measure_one(engine: str, model: str, lora: bool) -> list[dict]:
+    """Runs in its own process: start the engine, warm it up, time greedy and sampled generation; with `lora`, also
+    greedy generation by the model with a LoRA adapter (HF: unmerged; vLLM: merged into the engine, or vLLM's LoRA
+    support with `vllm_lora_request`)."""
+    from omegaconf import OmegaConf
+
+    from s2d.backends import make_generator
+    from s2d.backends.hf import Sampling, resolve_dtype
+    cfg = OmegaConf.load(ROOT / "conf" / "backend" / f"{engine.split('_')[0]}.yaml")
+    if engine == "hf":
+        cfg.batch_size = GREEDY_PROMPTS
+    if engine == "vllm_compiled":   # torch.compile instead of eager mode: slower start, faster steps?
+        cfg.enforce_eager = False
+    if engine == "vllm_lora_request":
+        cfg.lora_mode = "request"
+    path = model_path(model)
+    start = time.perf_counter()
+    gen = make_generator(cfg, path)
+    startup = time.perf_counter() - start
+    gen.generate(prompts(2), Sampling(max_new_tokens=4), progress=False)   # warm-up: first-call allocations
+    rows = []
+    modes = [("greedy", prompts(GREEDY_PROMPTS), Sampling(MAX_NEW_TOKENS)),
+             ("sampled", [p for p in prompts(SAMPLED_PROMPTS) for _ in range(SAMPLES)],
+              Sampling(MAX_NEW_TOKENS, temperature=0.7, top_p=0.95))]
+    if engine == "vllm_lora_request":
+        modes = []
+    if lora:
+        tmp = tempfile.mkdtemp(prefix="s2d-bench-lora-")
+        adapter = random_adapter(path, tmp)
+        modes.append(("greedy_lora", prompts(LORA_PROMPTS), Sampling(LORA_NEW_TOKENS)))
+    for mode, texts, sampling in modes:
+        swap = None
+        if mode == "greedy_lora":
+            start = time.perf_counter()
+            if hasattr(gen, "use_weights"):
+                gen.use_weights(adapter, "lora")
+            else:   # HF: a model per checkpoint, the adapter unmerged (what `backend=hf` does)
+                gen = make_generator(cfg, path, adapter, "lora")
+            swap = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        outs = gen.generate(texts, sampling, seed=1, desc=f"{engine}/{model}/{mode}")
+        secs = time.perf_counter() - start
+        tokens = sum(o.tokens for o in outs)
+        rows.append({"engine": engine, "model": model, "mode": mode, "dtype": resolve_dtype(str(cfg.dtype)),
+                     "sequences": len(texts), "useful_tokens": tokens, "seconds": round(secs, 2),
+                     "useful_tok_s": round(tokens / secs, 1), "startup_s": round(startup, 1),
+                     **({"weights_load_s": swap} if swap is not None else {})})
+        print(f"{engine:5s} {model:20s} {mode:8s} {rows[-1]['useful_tok_s']:7.1f} tok/s "
+              f"(startup {startup:.0f}s)", flush=True)
+    if hasattr(gen, "close"):
+        gen.close()
+    return rows
+
+
+def measure(engine: str, model: str, lora: bool) -> list[dict]:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        proc = subprocess.run([sys.executable, __file__, "--one", engine, model, "--out", out.name,
+                               *(["--lora"] if lora else [])])
+        if proc.returncode != 0:
+            return [{"engine": engine, "model": model, "error": f"exit code {proc.returncode}"}]
+        return json.loads(Path(out.name).read_text())
+
+
+def demo_stage_times(extra_args: list[str]) -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="s2d-bench-") as tmp:
+        env = {**os.environ, "S2D_CACHE_DIR": str(Path(tmp) / "cache"), "WANDB_MODE": "disabled",
+               "S2D_MODELS_DIR": str(models_dir())}
+        for phase in ("cold", "warm"):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "s2d", "experiment=demo", "logger=none", *extra_args], cwd=tmp,
+                           env=env, check=True, stdout=subprocess.DEVNULL)
+            wall = time.perf_counter() - start
+            results = json.loads(max(Path(tmp).glob("outputs/*/*/results.json"), key=os.path.getmtime).read_text())
+            if phase == "cold":
+                from s2d.results import format_table
+                out["table"] = format_table(results)
+            out[phase] = {"wall_s": round(wall, 1), "stages": {k: {"wall_s": v["wall_s"], "cached": v["cached"]}
+                                                                for k, v in results["stages"].items()}}
+            print(f"demo {phase}: {wall:.0f}s", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["smollm2_135m", "qwen2_5_coder_0_5b"])
+    ap.add_argument("--engines", nargs="+", default=["hf", "vllm", "vllm_compiled"],
+                    help="hf, vllm (eager, the default config), vllm_compiled (enforce_eager=false)")
+    ap.add_argument("--demo", action="store_true", help="also time `s2d experiment=demo` cold and warm")
+    ap.add_argument("--compiled-models", nargs="*", default=["smollm2_135m"],
+                    help="models on which engine vllm_compiled runs (each start compiles for minutes)")
+    ap.add_argument("--lora-models", nargs="*", default=["smollm2_135m"],
+                    help="models on which the distilled-model path is timed too (a random LoRA adapter: HF unmerged, "
+                         "vLLM merged into the engine, vLLM's LoRA support as engine vllm_lora_request)")
+    ap.add_argument("--lora", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=2, metavar=("ENGINE", "MODEL"), help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("demo_args", nargs="*", default=[], help="overrides for the demo run")
+    args = ap.parse_args()
+    if args.one:
+        Path(args.out).write_text(json.dumps(measure_one(*args.one, lora=args.lora)))
+        return
+
+    import torch
+    record = {"date": dt.datetime.now().isoformat(timespec="seconds"), "cpu": cpu_name(),
+              "machine": {"cpu": cpu_name(), "flags": cpu_flags(), "cores": len(os.sched_getaffinity(0)),
+                          "python": platform.python_version(), "torch": torch.__version__},
+              "command": " ".join(["python", "benchmarks/bench.py", *sys.argv[1:]])}
+    record["matmul_gflops"] = {d: round(matmul_gflops(d), 1) for d in ("float32", "bfloat16")}
+    print(f"matmul 1024^3: {record['matmul_gflops']} GFLOP/s", flush=True)
+    rows = []
+    for model in args.models:
+        try:
+            n_params = parameters(model_path(model))
+        except Exception as e:   # e.g. the Qwen GGUF packages are not installed
+            rows.append({"model": model, "error": f"{type(e).__name__}: {e}"})
+            print(f"skip {model}: {e}", flush=True)
+            continue
+        lora = model in args.lora_models
+        engines = [e for e in args.engines if e != "vllm_compiled" or model in args.compiled_models]
+        if lora and "vllm" in engines:
+            engines.append("vllm_lora_request")
+        for engine in engines:
+            for row in measure(engine, model, lora and engine != "vllm_compiled"):
+                if "useful_tok_s" in row:
+                    ceiling = record["matmul_gflops"][row["dtype"]] * 1e9 / (2 * n_params)
+                    row.update(parameters=n_params, compute_bound_tok_s=round(ceiling, 1),
+                               compute_bound_fraction=round(row["useful_tok_s"] / ceiling, 3))
+                rows.append(row)
+    record["generation"] = rows
+    record["speedup"] = speedups(rows)
+    if args.demo:
+        record["demo"] = demo_stage_times(args.demo_args)
+    (ROOT / "benchmarks" / "results.json").write_text(json.dumps(record, indent=2) + "\n")
+    (ROOT / "benchmarks" / "RESULTS.md").write_text(markdown(record))
+    print(markdown(record))
+
+
+def speedups(rows: list[dict]) -> dict:
+    """vLLM useful tok/s over HF's, per model and mode."""
+    rate = {(r["engine"], r["model"], r["mode"]): r["useful_tok_s"] for r in rows if "useful_tok_s" in r}
+    return {f"{e}/{m}/{mode}": round(rate[(e, m, mode)] / rate[("hf", m, mode)], 2)
+            for (e, m, mode) in rate if e != "hf" and ("hf", m, mode) in rate}
+
+
 def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"# Benchmarks ({r['date']})", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['threads']} threads), "
-             f"Python {m['python']}. Command: `{r['command']}`", "",
-             "## Generation throughput (SmolLM2-135M-Instruct, greedy, padded batch rate)", "",
-             "| dtype | batch | tokens/s |", "|---|---|---|"]
-    lines += [f"| {g['dtype']} | {g['batch']} | {g['tokens_per_s']} |" for g in r["generation"]]
+             f"Machine: **{m['cpu']}** ({', '.join(m['flags']) or 'no AVX2'}), {m['cores']} cores, torch {m['torch']}, "
+             f"Python {m['python']}. Command: `{r['command']}`.", "",
+             f"Matmul probe (1024^3): fp32 {r['matmul_gflops']['float32']} GFLOP/s, "
+             f"bf16 {r['matmul_gflops']['bfloat16']} GFLOP/s.", "",
+             f"## Generation: {GREEDY_PROMPTS} CoT prompts greedy / {SAMPLED_PROMPTS} prompts x {SAMPLES} samples, "
+             f"<= {MAX_NEW_TOKENS} new tokens (greedy_lora: {LORA_PROMPTS} prompts, <= {LORA_NEW_TOKENS})", "",
+             "| engine | model | mode | dtype | useful tok/s | startup s | compute-bound tok/s | fraction |",
+             "|---|---|---|---|---|---|---|---|"]
+    for g in r["generation"]:
+        if "error" in g:
+            lines.append(f"| {g.get('engine', '')} | {g['model']} | error: {g['error']} | | | | | |")
+            continue
+        load = f" (+{g['weights_load_s']} s to load the adapter)" if "weights_load_s" in g else ""
+        lines.append(f"| {g['engine']} | {g['model']} | {g['mode']} | {g['dtype']} | {g['useful_tok_s']} | "
+                     f"{g['startup_s']}{load} | {g['compute_bound_tok_s']} | {g['compute_bound_fraction']:.1%} |")
+    if r["speedup"]:
+        lines += ["", "Useful tok/s over HF's: " + ", ".join(f"{k} **{v}x**" for k, v in r["speedup"].items())]
     if "demo" in r:
         lines += ["", "## `s2d experiment=demo` wall time per stage (fresh stage cache, then again)", "",
                   "| run | total s | " + " | ".join(r["demo"]["cold"]["stages"]) + " |",

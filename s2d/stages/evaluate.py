@@ -28,7 +28,7 @@ def run(ctx) -> dict:
     system2 = build("technique", cfg.technique, task=task)
     checkpoint = ctx.outputs["train"]["path"]
     distilled_payload = {"checkpoint": ctx.outputs["train"]["key"]}
-    distilled_factory = (lambda: _distilled_generator(ctx, checkpoint)) if checkpoint else None
+    distilled_factory = (lambda: ctx.generator(checkpoint)) if checkpoint else None
     plans = [("system1", system1, {}, None), ("system2", system2, {}, None)]
     untrained: dict[str, str] = {}   # distilled row -> base row it equals when curation kept nothing to train on
     if checkpoint:
@@ -38,7 +38,7 @@ def run(ctx) -> dict:
     for name, trained in ctx.outputs["train"].get("ablations", {}).items():   # curation ablations (none, gold)
         if trained["path"]:
             plans.append((f"distilled[{name}]", system1, {"checkpoint": trained["key"]},
-                          lambda path=trained["path"]: _distilled_generator(ctx, path)))
+                          lambda path=trained["path"]: ctx.generator(path)))
         else:
             untrained[f"distilled[{name}]"] = "system1"
     for name, template in variant_templates(cfg).items():   # Table 7: the same rows under other System 1 prompts
@@ -80,13 +80,6 @@ def variant_templates(cfg) -> dict[str, str]:
         raise UserError(f"eval.prompt_variants=true needs a task with prompt_variants; task '{cfg.task.name}' has "
                         "none (valid: coin_flip)")
     return dict(variants)
-
-
-def _distilled_generator(ctx, checkpoint: str):
-    ctx.release_generator()
-    if ctx.cfg.training.method == "lora":   # base weights + the adapter, not merged
-        return ctx.make_generator(ctx.model_path, adapter_path=checkpoint)
-    return ctx.make_generator(checkpoint)
 
 
 def score(task, items, records) -> dict:

@@ -37,7 +37,7 @@ def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) ->
     with locked(target):
         cached = (target / "s2d_train.json").exists()
         if not cached:
-            ctx.release_generator()   # free the generation model's memory before training
+            ctx.release_generator(for_training=True)   # free the generation model's GPU memory
             launch(train_spec(ctx, examples, target))
     _link(ctx.run_dir / link_name, target)
     return {"path": str(target), "key": key, "cached": cached, "method": cfg.method,

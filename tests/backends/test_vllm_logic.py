@@ -1,19 +1,74 @@
-"""The vLLM backend's pure logic (vLLM itself needs a GPU): sampling arguments and token counting."""
-from types import SimpleNamespace
+"""The vLLM backend's pure logic: request seeds, sampling arguments, token counting, engine and CPU settings.
+The engine itself runs for real in tests/integration/test_vllm.py."""
+from omegaconf import OmegaConf
 
 from s2d.backends.hf import Sampling
-from s2d.backends.vllm_backend import completions_from_outputs, sampling_kwargs
+from s2d.backends.vllm_backend import (completions_from_outputs, cpu_binding, cpu_env, engine_kwargs, request_seeds,
+                                       sampling_kwargs)
+
+CFG = OmegaConf.load("conf/backend/vllm.yaml")
 
 
-def test_greedy_and_sampled_arguments():
-    g = sampling_kwargs(Sampling(max_new_tokens=32), seed=5, stop_ids=[2])
-    assert g == {"max_tokens": 32, "stop_token_ids": [2], "seed": 5, "temperature": 0.0, "top_p": 1.0}
-    s = sampling_kwargs(Sampling(max_new_tokens=8, temperature=0.7, top_p=0.9), seed=1, stop_ids=[2, 7])
-    assert s["temperature"] == 0.7 and s["top_p"] == 0.9 and s["stop_token_ids"] == [2, 7]
+def test_greedy_requests_carry_no_seed_and_sampled_ones_do():
+    g = sampling_kwargs(Sampling(max_new_tokens=32), stop_ids=[2], seed=5)
+    assert g == {"max_tokens": 32, "stop_token_ids": [2], "temperature": 0.0, "top_p": 1.0}
+    s = sampling_kwargs(Sampling(max_new_tokens=8, temperature=0.7, top_p=0.9), stop_ids=[2, 7], seed=11)
+    assert (s["temperature"], s["top_p"], s["stop_token_ids"], s["seed"]) == (0.7, 0.9, [2, 7], 11)
+
+
+def test_request_seeds_depend_on_call_seed_and_position_only():
+    assert request_seeds(3, 4) == request_seeds(3, 6)[:4]      # a longer call keeps the first requests' seeds
+    assert len(set(request_seeds(3, 100))) == 100
+    assert not set(request_seeds(3, 10)) & set(request_seeds(4, 10))
+    assert all(0 <= s < 2**63 for s in request_seeds(10**18, 3))
 
 
 def test_token_counts_exclude_end_of_turn():
-    outs = [SimpleNamespace(outputs=[SimpleNamespace(text=" rb ", token_ids=[11, 12, 2])]),
-            SimpleNamespace(outputs=[SimpleNamespace(text="long", token_ids=[5] * 8)])]
-    done = completions_from_outputs(outs, stop_ids=[2])
+    done = completions_from_outputs([(" rb ", [11, 12, 2]), ("long", [5] * 8)], stop_ids=[2])
     assert [(c.text, c.tokens) for c in done] == [("rb", 2), ("long", 8)]
+
+
+def test_cpu_binding_names_every_allowed_core():
+    assert cpu_binding({0, 1}) == "0-1"
+    assert cpu_binding({0, 2, 3, 4, 7}) == "0,2-4,7"
+    assert cpu_binding({5}) == "5"
+    env = cpu_env(CFG)
+    assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0" and env["VLLM_CPU_OMP_THREADS_BIND"]
+    assert cpu_env(OmegaConf.merge(CFG, {"cpu_threads_bind": "0"}))["VLLM_CPU_OMP_THREADS_BIND"] == "0"
+
+
+def test_engine_arguments_per_device():
+    cpu = engine_kwargs(CFG, "/m", False, cuda=False)
+    assert cpu["enable_chunked_prefill"] is False            # per-request CPU generators need whole prefills
+    assert cpu["max_num_batched_tokens"] >= cpu["max_model_len"]
+    assert "gpu_memory_utilization" not in cpu and "enable_lora" not in cpu
+    gpu = engine_kwargs(OmegaConf.merge(CFG, {"tensor_parallel_size": 4, "lora_mode": "request"}), "/m", True,
+                        cuda=True)
+    assert gpu["tensor_parallel_size"] == 4 and gpu["gpu_memory_utilization"] == 0.85
+    assert gpu["enable_lora"] is True and "enable_chunked_prefill" not in gpu
+
+
+def test_replicas_split_prompts_and_devices():
+    from s2d.backends.vllm_backend import replica_devices, split_evenly
+    assert split_evenly(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
+    assert split_evenly([1], 2) == [[1], []]
+    one = replica_devices(1, 1, cuda=False)
+    assert len(one) == 1 and one[0]["VLLM_CPU_OMP_THREADS_BIND"]
+
+
+def test_nucleus_filter_keeps_what_vllms_sorting_top_p_keeps():
+    import torch
+    from vllm.v1.sample.ops.topk_topp_sampler import apply_top_k_top_p_pytorch
+
+    from s2d.backends.vllm_backend import nucleus_logits
+    gen = torch.Generator().manual_seed(0)
+    for vocab, scale in ((50, 1.0), (49152, 4.0), (49152, 0.3)):   # peaked and flat rows, nucleus past 64 wide
+        logits = torch.randn(8, vocab, generator=gen) * scale
+        p = torch.tensor([0.5, 0.9, 0.95, 0.99, 1.0, 0.1, 0.95, 0.7])
+        ours = nucleus_logits(logits.clone(), p)
+        theirs = apply_top_k_top_p_pytorch(logits.clone(), None, p)
+        kept, kept_by_vllm = ~torch.isinf(ours), ~torch.isinf(theirs)
+        # The same tokens, up to one at the boundary where the two cumulative sums round differently.
+        assert ((kept ^ kept_by_vllm).sum(dim=1) <= 1).all(), (kept.sum(1), kept_by_vllm.sum(1))
+        assert kept[4].all()                                         # p = 1 keeps everything
+        assert torch.equal(ours[kept], logits[kept])

@@ -71,3 +71,18 @@ def test_adapter_is_wrapped_not_merged(s2d, models_dir):
     lm = make_lm(str(models_dir / "smollm2-135m-instruct"), str((run_dir / "checkpoint").resolve()), "float32", 2)
     assert isinstance(lm.model, PeftModel)
     assert any("lora_A" in name for name, _ in lm.model.named_parameters())
+
+
+def test_lm_eval_vllm_model_type_scores_the_same_items(broad_cache, models_dir, s2d):
+    s2d("technique=system1", "filter=none", "data.train_size=1", "data.test_size=1", "training.max_steps=1",
+        "logger=none", "technique.steps.0.max_new_tokens=4", "eval.max_new_tokens=4")   # converts the model
+    model = str(models_dir / "smollm2-135m-instruct")
+    hf_plan = make_plan(broad_cache, _bcfg(["arc_easy"], 12), seed=0)
+    vllm_plan = make_plan(broad_cache, OmegaConf.merge(_bcfg(["arc_easy"], 12), {"model_type": "vllm"}), seed=0)
+    assert vllm_plan["model_type"] == "vllm" and "model_type" not in hf_plan   # part of the score cache key
+    hf = lm_eval_scores(hf_plan, model, None, "float32", False, seed=0)["arc_easy"]
+    ours = lm_eval_scores(vllm_plan, model, None, "float32", False, seed=0)["arc_easy"]
+    assert ours["n"] == hf["n"] == 12
+    # Same model, same fp32 log-likelihoods up to kernel rounding: the same choice on (nearly) every item.
+    agree = sum(ours["per_item"][i] == hf["per_item"][i] for i in hf["per_item"])
+    assert agree >= 11, (ours["per_item"], hf["per_item"])

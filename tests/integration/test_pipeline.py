@@ -52,7 +52,7 @@ def test_lora_adapter_is_evaluated_unmerged(s2d, models_dir):
 
     from s2d.backends.hf import HFGenerator, Sampling
 
-    _, results, run_dir = s2d(*tiny_args("system1", "none"), "logger=none")
+    _, results, run_dir = s2d(*tiny_args("system1", "none", extra=["backend=hf"]), "logger=none")
     checkpoint = (run_dir / "checkpoint").resolve()
     assert (checkpoint / "adapter_config.json").exists() and not (checkpoint / "model.safetensors").exists()
     base_dir = str(models_dir / "smollm2-135m-instruct")
@@ -63,13 +63,13 @@ def test_lora_adapter_is_evaluated_unmerged(s2d, models_dir):
     assert len(out) == 1 and 0 < out[0].tokens <= 4
 
 
-@pytest.mark.parametrize("technique,filt,training", [
-    ("cot", "none", "full"),
-    ("rar_1step", "gold", "lora"),
-    ("system1", "majority", "lora"),
+@pytest.mark.parametrize("technique,filt,training,backend", [
+    ("cot", "none", "full", "vllm"),       # the full fine-tune's weights reloaded into the running engine
+    ("rar_1step", "gold", "lora", "hf"),   # the reference backend end to end
+    ("system1", "majority", "lora", "vllm"),
 ])
-def test_every_technique_filter_and_training_runs(s2d, technique, filt, training):
-    _, results, _ = s2d(*tiny_args(technique, filt), f"training={training}", "logger=none")
+def test_every_technique_filter_and_training_runs(s2d, technique, filt, training, backend):
+    _, results, _ = s2d(*tiny_args(technique, filt), f"training={training}", f"backend={backend}", "logger=none")
     assert results["run"]["technique"] == technique and results["run"]["training"] == training
     assert results["curation"]["samples_per_input"] == (2 if filt == "majority" else 1)
     for row in ("system1", "system2", "distilled"):

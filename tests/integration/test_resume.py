@@ -1,4 +1,5 @@
-"""A run killed during generation resumes without regenerating the items it had finished."""
+"""A run killed during generation resumes without regenerating the items it had finished (HF backend; the vLLM
+backend's kill-and-resume is in test_vllm.py)."""
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ N_TRAIN, SAMPLES = 10, 2
 def test_killed_run_resumes_where_it_stopped(cache_dir, s2d_env, tmp_path, s2d):
     # batch 2 with 2 samples: one input per chunk, so records are appended input by input.
     args = tiny_args("rar_2step", "majority", samples=SAMPLES,
-                     extra=[f"data.train_size={N_TRAIN}", "backend.batch_size=2", "seed=7", "logger=none"])
+                     extra=["backend=hf", f"data.train_size={N_TRAIN}", "backend.batch_size=2", "seed=7", "logger=none"])
     proc = subprocess.Popen([sys.executable, "-m", "s2d", *args], cwd=tmp_path, env=s2d_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline, records = time.time() + 900, []

@@ -1,0 +1,100 @@
+"""backend=vllm for real (vLLM's CPU build) on the embedded model: the pipeline end to end on one engine, sampled
+generation with n > 1, the distilled model served by the same engine, same seed -> identical records, and a run
+killed during generation that resumes to exactly the records of an uninterrupted run on two replicas."""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import tiny_args
+
+pytestmark = pytest.mark.integration
+
+
+def _records(cache_dir: Path, label: str) -> dict[str, str]:
+    """id -> the record's JSON line, for the generation cache entry whose folder starts with `label-`."""
+    [path] = sorted(cache_dir.glob(f"generations/{glob.escape(label)}-*/records.jsonl"))
+    return {json.loads(line)["id"]: line for line in path.read_text().splitlines() if line.endswith("}")}
+
+
+def test_pipeline_runs_on_one_vllm_engine(s2d, cache_dir, models_dir):
+    # filter=none as an ablation guarantees a trained adapter; a large learning rate makes it change the answers.
+    args = tiny_args("rar_2step", "majority", samples=2,
+                     extra=["backend=vllm", "ablations=[none]", "training.learning_rate=5e-3", "seed=3"])
+    proc, results, run_dir = s2d(*args)
+    assert proc.stdout.count("vLLM engine ready") == 1, "generate, evaluate and the distilled model share an engine"
+    assert "vLLM now serves lora weights" in proc.stdout
+    assert results["stages"]["generate"]["generated"] == 4 * 2
+
+    train = _records(cache_dir, "train")
+    assert len(train) == 8
+    samples = {}
+    for line in train.values():
+        rec = json.loads(line)
+        samples.setdefault(rec["item"], []).append(rec["output"])
+        assert rec["tokens"] == sum(c["tokens"] for c in rec["calls"]) > 0
+    assert any(len(set(outs)) > 1 for outs in samples.values()), "two samples at T=0.7 never differed"
+
+    ablation = results["ablations"]["none"]
+    assert ablation["curation"]["kept"] == 4 and ablation["distilled"]["n"] == 4
+    base = {json.loads(v)["item"]: json.loads(v)["output"] for v in _records(cache_dir, "eval-system1").values()}
+    served = {json.loads(v)["item"]: json.loads(v) for v in _records(cache_dir, "eval-distilled[none]").values()}
+    assert any(served[i]["output"] != base[i] for i in base), "the trained weights never reached the engine"
+
+    # The adapter merged into the engine answers as the HF backend does with the adapter unmerged (greedy, fp32).
+    from s2d.backends.hf import HFGenerator, Sampling
+    model = next(p for p in Path(models_dir).iterdir() if p.name.startswith("smollm2"))
+    hf = HFGenerator(str(model), dtype="float32", adapter_path=str((run_dir / "checkpoint.none").resolve()))
+    ids = sorted(served)
+    prompts = [served[i]["calls"][0]["prompt"] for i in ids]
+    expected = hf.generate(prompts, Sampling(max_new_tokens=16), progress=False)
+    assert [served[i]["output"] for i in ids] == [c.text for c in expected]
+
+
+N_TRAIN, SAMPLES = 6, 2
+
+
+def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_dir, tmp_path):
+    # batch 2 with 2 samples: one input per chunk, so records are appended input by input.
+    args = tiny_args("rar_2step", "majority", samples=SAMPLES,
+                     extra=["backend=vllm", f"data.train_size={N_TRAIN}", "backend.batch_size=2", "seed=7",
+                            "logger=none", "training.max_steps=1"])
+    cmd = [sys.executable, "-m", "s2d", *args]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=s2d_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline, partial = time.time() + 600, {}
+    try:
+        while time.time() < deadline and not partial:
+            paths = list(cache_dir.glob("generations/train-*/records.jsonl"))
+            if paths and _records(cache_dir, "train").__len__() >= SAMPLES:
+                partial = _records(cache_dir, "train")
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert 0 < len(partial) < N_TRAIN * SAMPLES, "no generation in progress to kill"
+    partial = _records(cache_dir, "train")
+
+    resumed = subprocess.run(cmd, cwd=tmp_path, env=s2d_env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    results = json.loads(max(tmp_path.glob("outputs/*/*/results.json"), key=os.path.getmtime).read_text())
+    assert results["stages"]["generate"]["generated"] == N_TRAIN * SAMPLES - len(partial)
+    after = _records(cache_dir, "train")
+    assert all(after[k] == v for k, v in partial.items())   # finished records untouched
+
+    # Uninterrupted, and split over two data-parallel engines of one core each: per-request seeds make the
+    # records independent of the batching.
+    clean_cache = tmp_path / "clean-cache"
+    clean = subprocess.run([*cmd, "backend.replicas=2"], cwd=tmp_path, env={**s2d_env, "S2D_CACHE_DIR": str(clean_cache)},
+                           capture_output=True, text=True, timeout=900)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    assert "2 replica(s)" in clean.stdout
+    assert _records(clean_cache, "train") == after          # same seed: byte-identical records, resume included
+    assert _records(clean_cache, "eval-system2") == _records(cache_dir, "eval-system2")
