@@ -159,6 +159,9 @@ def measure_one(engine: str, model: str, lora: bool) -> list[dict]:
               f"(startup {startup:.0f}s)", flush=True)
     if hasattr(gen, "close"):
         gen.close()
+    if lora:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
 
