@@ -19,12 +19,15 @@ On CPUs, top-p sampling goes through `nucleus_logits` instead of vLLM's full-voc
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from functools import partial
+from multiprocessing.connection import Connection
 
 from s2d.backends.hf import END_OF_TURN_TOKENS, Completion, Sampling, resolve_dtype
 
@@ -256,40 +259,37 @@ def replica_devices(replicas: int, tensor_parallel: int, cuda: bool) -> list[dic
 
 
 class _Worker:
-    """One vLLM engine in a spawned process of ours, reached through a pipe."""
+    """One vLLM engine in a child process of ours (`python -m s2d.backends.vllm_backend FD`), reached through a
+    socket pair. A plain subprocess, not multiprocessing: under Hydra's joblib launcher the parent's start method is
+    loky's, which a multiprocessing child cannot re-create."""
 
     def __init__(self, env: dict[str, str], args: tuple):
-        ctx = mp.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)   # a spawned child inherits the environment it is started with
-        try:
-            self.proc = ctx.Process(target=_serve, args=(child, *args), daemon=False)   # vLLM starts children
-            self.proc.start()
-        finally:
-            for k, v in saved.items():
-                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        parent, child = socket.socketpair()
+        self.conn = Connection(parent.detach())
+        self.proc = subprocess.Popen([sys.executable, "-m", "s2d.backends.vllm_backend", str(child.fileno())],
+                                     env={**os.environ, **env}, pass_fds=(child.fileno(),))
+        child.close()
+        self.conn.send(args)
 
     def receive(self, what: str):
         try:
             status, payload = self.conn.recv()
         except EOFError:
-            raise RuntimeError(f"{what}: the vLLM worker exited (exit code {self.proc.exitcode}); "
+            raise RuntimeError(f"{what}: the vLLM worker exited (exit code {self.proc.poll()}); "
                                "its log is above") from None
         if status == "error":
             raise RuntimeError(f"{what}: {payload}")
         return payload
 
     def close(self) -> None:
-        if self.proc.is_alive():
+        if self.proc.poll() is None:
             try:
                 self.conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-            self.proc.join(timeout=60)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join()
+                self.proc.wait(timeout=60)
+            except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self.conn.close()
 
 
 class VLLMGenerator:
@@ -367,3 +367,8 @@ class VLLMGenerator:
             self.close()
         except Exception:
             pass
+
+
+if __name__ == "__main__":   # a `_Worker` child: serve on the socket whose descriptor the parent passed
+    _conn = Connection(int(sys.argv[1]))
+    _serve(_conn, *_conn.recv())
