@@ -83,7 +83,7 @@ def cpu_env(cfg, cores: set[int] | None = None) -> dict[str, str]:
             "VLLM_CPU_OMP_THREADS_BIND": str(cfg.get("cpu_threads_bind") or cpu_binding(cores)),
             "OMP_NUM_THREADS": str(len(cores)),
             "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-            "VLLM_CPU_KVCACHE_SPACE": str(int(cfg.get("cpu_kvcache_gb") or 4))}
+            "VLLM_CPU_KVCACHE_SPACE": str(int(cfg.get("cpu_kvcache_gb") or 2))}
 
 
 def engine_kwargs(cfg, model_path: str, trust_remote_code: bool, cuda: bool) -> dict:
