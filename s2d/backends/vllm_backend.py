@@ -237,7 +237,8 @@ def split_evenly(items: list, parts: int) -> list[list]:
     return [items[bounds[i]:bounds[i + 1]] for i in range(parts)]
 
 
-def replica_devices(replicas: int, tensor_parallel: int, cuda: bool) -> list[dict[str, str]]:
+def replica_devices(replicas: int, tensor_parallel: int, cuda: bool,
+                    cpu_bind: str | None = None) -> list[dict[str, str]]:
     """Per data-parallel replica, the environment that gives it its own devices: `tensor_parallel` GPUs each
     (CUDA_VISIBLE_DEVICES), or an equal share of this process's CPU cores (VLLM_CPU_OMP_THREADS_BIND)."""
     if cuda:
@@ -254,7 +255,9 @@ def replica_devices(replicas: int, tensor_parallel: int, cuda: bool) -> list[dic
     if len(cores) < replicas:
         from s2d.errors import UserError
         raise UserError(f"backend.replicas={replicas} needs at least {replicas} CPU cores; {len(cores)} available")
-    return [{k: v for k, v in cpu_env({}, set(group)).items() if k in ("VLLM_CPU_OMP_THREADS_BIND", "OMP_NUM_THREADS")}
+    if cpu_bind and replicas == 1:   # the user's own binding, already in cpu_env's environment
+        return [{}]
+    return [{"VLLM_CPU_OMP_THREADS_BIND": cpu_binding(set(group)), "OMP_NUM_THREADS": str(len(group))}
             for group in split_evenly(cores, replicas)]
 
 
@@ -312,9 +315,8 @@ class VLLMGenerator:
                                - {None})
         engine = engine_kwargs(cfg, model_path, trust_remote_code, self.cuda)
         common = {} if self.cuda else cpu_env(cfg)
-        devices = replica_devices(int(cfg.get("replicas") or 1), int(cfg.tensor_parallel_size), self.cuda)
-        if not self.cuda and cfg.get("cpu_threads_bind") and len(devices) == 1:
-            devices = [{}]   # the user's own binding (in `common`)
+        devices = replica_devices(int(cfg.get("replicas") or 1), int(cfg.tensor_parallel_size), self.cuda,
+                                  cfg.get("cpu_threads_bind"))
         start = time.perf_counter()
         args = (engine, model_path, str(cfg.get("lora_mode") or "merge"))
         self._workers = [_Worker({**common, **d}, args) for d in devices]   # they start side by side
