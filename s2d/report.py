@@ -53,6 +53,8 @@ def table_rows(runs: list[dict]) -> list[dict]:
             **{f"{key}_acc": r[key]["accuracy"] for key, _, _ in ROWS},
             **{f"{key}_tok": r[key]["tokens_per_input"] for key, _, _ in ROWS},
             "kept": c.get("kept_fraction"),
+            # the same generations curated otherwise (none, gold), each trained and scored
+            "ablations": {name: a["distilled"]["accuracy"] for name, a in (r.get("ablations") or {}).items()},
             "broad_mean_delta": (sum(b["delta"] for b in broad.values()) / len(broad)) if broad else None,
             "regressed": regressed,
         })
@@ -63,14 +65,19 @@ def _pct(x):
     return "–" if x is None else f"{x:.1%}"
 
 
+def _ablations(row: dict) -> str:
+    return ", ".join(f"{name} {_pct(acc)}" for name, acc in row["ablations"].items()) or "–"
+
+
 def markdown(rows: list[dict], failed: list[dict]) -> str:
-    head = ["run", "task", "technique", "filter", "training", "S1 acc", "S1 tok", "S2 acc", "S2 tok",
-            "distilled acc", "distilled tok", "kept", "broad Δ (mean)", "regressed"]
+    head = ["run", "task", "technique", "filter", "training", "seed", "S1 acc", "S1 tok", "S2 acc", "S2 tok",
+            "distilled acc", "distilled tok", "kept", "distilled, other filters", "broad Δ (mean)", "regressed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["run"], r["task"], r["technique"], r["filter"], r["training"],
+        cells = [r["run"], r["task"], r["technique"], r["filter"], r["training"], str(r["seed"]),
                  _pct(r["system1_acc"]), f"{r['system1_tok']:.1f}", _pct(r["system2_acc"]),
                  f"{r['system2_tok']:.1f}", _pct(r["distilled_acc"]), f"{r['distilled_tok']:.1f}", _pct(r["kept"]),
+                 _ablations(r),
                  "–" if r["broad_mean_delta"] is None else f"{r['broad_mean_delta']:+.1%}",
                  ", ".join(r["regressed"]) or "none"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -125,13 +132,14 @@ def plot(runs: list[dict], path: Path) -> None:
 
 
 def html_page(rows: list[dict], failed: list[dict], png: Path) -> str:
-    head = ["run", "task", "technique", "filter", "training", "S1 acc", "S1 tok/input", "S2 acc", "S2 tok/input",
-            "distilled acc", "distilled tok/input", "kept", "broad Δ (mean)", "regressed benchmarks"]
+    head = ["run", "task", "technique", "filter", "training", "seed", "S1 acc", "S1 tok/input", "S2 acc",
+            "S2 tok/input", "distilled acc", "distilled tok/input", "kept", "distilled, other filters",
+            "broad Δ (mean)", "regressed benchmarks"]
     body = []
     for r in rows:
-        cells = [r["run"], r["task"], r["technique"], r["filter"], r["training"],
+        cells = [r["run"], r["task"], r["technique"], r["filter"], r["training"], r["seed"],
                  _pct(r["system1_acc"]), f"{r['system1_tok']:.1f}", _pct(r["system2_acc"]), f"{r['system2_tok']:.1f}",
-                 _pct(r["distilled_acc"]), f"{r['distilled_tok']:.1f}", _pct(r["kept"]),
+                 _pct(r["distilled_acc"]), f"{r['distilled_tok']:.1f}", _pct(r["kept"]), _ablations(r),
                  "–" if r["broad_mean_delta"] is None else f"{r['broad_mean_delta']:+.1%}"]
         tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
         reg = ("<td class='regressed'>&#9888; " + html.escape(", ".join(r["regressed"])) + "</td>") \
@@ -163,6 +171,15 @@ regression threshold (stderrs of the paired delta).</p>
 """
 
 
+def _cell(value):
+    """A W&B table cell: lists and dicts as text."""
+    if isinstance(value, list):
+        return ", ".join(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:.3f}" for k, v in value.items())
+    return value
+
+
 def log_to_wandb(runs: list[dict], rows: list[dict], png: Path, mode: str) -> None:
     import wandb
 
@@ -179,8 +196,7 @@ def log_to_wandb(runs: list[dict], rows: list[dict], png: Path, mode: str) -> No
                      dir=str(png.parent), settings=wandb.Settings(silent=True))
     try:
         cols = list(rows[0].keys())
-        table = wandb.Table(columns=cols, data=[[", ".join(v) if isinstance(v, list) else v for v in r.values()]
-                                                for r in rows])
+        table = wandb.Table(columns=cols, data=[[_cell(v) for v in r.values()] for r in rows])
         points = wandb.Table(columns=["run", "row", "tokens_per_input", "accuracy"],
                              data=[[label(r), name, r[k]["tokens_per_input"], r[k]["accuracy"]]
                                    for r in runs for k, name, _ in ROWS])

@@ -33,7 +33,7 @@ def build_results(ctx, started: dt.datetime, wall_s: float) -> dict:
     return {
         "run": {"name": str(cfg.name), "model": str(cfg.model.name), "technique": str(cfg.technique.name),
                 "task": str(cfg.task.name), "filter": str(cfg.filter.name), "training": str(cfg.training.name),
-                "backend": str(cfg.backend.name), "seed": int(cfg.seed), "git_sha": git_sha(),
+                "backend": str(cfg.backend.name), "seed": int(cfg.seed), "data_seed": int(cfg.data.seed), "git_sha": git_sha(),
                 "started": started.isoformat(timespec="seconds"),
                 "wall_s": round(wall_s, 2), "run_dir": str(ctx.run_dir), "packages": package_versions(),
                 "train_size": int(cfg.data.train_size), "test_size": int(cfg.data.test_size)},
@@ -54,6 +54,8 @@ def _extra_lines(rows) -> list[str]:
     lines = []
     for name, m in rows:
         parts = [f"{k} {v:.1%}" for k, v in m.items() if k.startswith("accuracy_") and v is not None]
+        if m.get("opinion_rate") is not None:
+            parts.append(f"repeats the wrong opinion {m['opinion_rate']:.1%}")
         if m.get("inconsistent") is not None:
             parts.append(f"inconsistent {m['inconsistent']:.1%} of {m['pairs']} pairs")
         parts += [f"{k} {v['accuracy']:.1%} ({v['tokens_per_input']:.0f} tok)"

@@ -45,7 +45,7 @@ def _s2d(*args):
 
 @pytest.mark.parametrize("args,needle", [
     (["technique=__nope__"], "unknown technique '__nope__'; valid choices: bsm, cot, cot_fewshot, rar_1step, rar_2step, s2a, system1"),
-    (["task=nope"], "unknown task 'nope'; valid choices: addition, coin_flip, gsm8k, last_letter, last_letter_fewshot, "
+    (["task=nope"], "unknown task 'nope'; valid choices: addition, addition_sycophancy, coin_flip, gsm8k, last_letter, last_letter_fewshot, "
                      "mtbench_judge, "
                      "triviaqa_sycophancy"),
     (["-m", "filter=majority,bogus"], "unknown filter 'bogus'; valid choices: gold, majority, none, perturbation, usc"),

@@ -25,12 +25,16 @@ def test_report_writes_md_html_png_one_row_per_run(tmp_path, capsys):
     for i, (acc, delta) in enumerate([(0.25, None), (0.5, -0.2)]):
         d = tmp_path / "multirun" / f"{i}_job"
         d.mkdir(parents=True)
-        (d / "results.json").write_text(json.dumps(_results(acc, delta)))
+        r = _results(acc, delta)
+        if i == 1:   # the filter ablations of the same run: their distilled accuracy in a column of its own
+            r["ablations"] = {"none": {"distilled": {"accuracy": 0.125}}, "gold": {"distilled": {"accuracy": 0.875}}}
+        (d / "results.json").write_text(json.dumps(r))
     (tmp_path / "multirun" / "2_job").mkdir()
     (tmp_path / "multirun" / "2_job" / "failed.json").write_text(json.dumps({"error": "UserError: bad"}))
     main([str(tmp_path / "multirun"), "--out", str(tmp_path / "rep"), "--wandb", "disabled"])
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "| 0_job |" in md and "| 1_job |" in md and "50.0%" in md and "75.0%" in md
+    assert "| none 12.5%, gold 87.5% |" in md
     assert "arc_easy" in md and "2_job" in md                      # regression named, failed job listed
     page = (tmp_path / "rep" / "report.html").read_text()
     assert page.count("<tr class='run'>") == 2 and "data:image/png;base64," in page

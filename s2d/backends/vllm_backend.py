@@ -93,6 +93,8 @@ def engine_kwargs(cfg, model_path: str, trust_remote_code: bool, cuda: bool) -> 
               "enforce_eager": bool(cfg.enforce_eager), "enable_prefix_caching": True}
     if cfg.get("max_model_len"):
         kwargs["max_model_len"] = int(cfg.max_model_len)
+    if cfg.get("block_size"):
+        kwargs["block_size"] = int(cfg.block_size)
     if cuda:
         kwargs.update(gpu_memory_utilization=float(cfg.gpu_memory_utilization),
                       tensor_parallel_size=int(cfg.tensor_parallel_size))

@@ -27,7 +27,7 @@ def run(ctx) -> dict:
     bcfg = ctx.cfg.benchmarks
     if not bcfg.get("tasks"):
         return {"cached": True, "broad": {}, "stage_info": {"skipped": True}}
-    plan = make_plan(ctx.cache_dir, bcfg, int(ctx.cfg.seed))
+    plan = make_plan(ctx.cache_dir, bcfg, int(ctx.cfg.data.seed))
     # Scores depend on the model and lm-eval's model type (in the plan), not on the generation backend.
     model = {k: v for k, v in ctx.model_identity.items() if k != "engine"}
     base_key = cache_key({"kind": "broad", "version": 1, "model": model, "plan": plan})
@@ -80,7 +80,7 @@ def evaluate_cached(ctx, key: str, plan: dict, model_path: str, adapter: str | N
             return read_json(path), True
         ctx.release_generator()
         scores = lm_eval_scores(plan, model_path, adapter, ctx.cfg.backend.dtype,
-                                bool(ctx.cfg.model.get("trust_remote_code", False)), int(ctx.cfg.seed))
+                                bool(ctx.cfg.model.get("trust_remote_code", False)), int(ctx.cfg.data.seed))
         atomic_write_json(path, scores)
     return scores, False
 

@@ -23,7 +23,7 @@ from s2d.techniques.chain import system1_technique
 
 def run(ctx) -> dict:
     task, items, cfg = ctx.task, ctx.test_items, ctx.cfg
-    base = {"model": ctx.model_identity, "task": plain(cfg.task), "seed": int(cfg.seed), "split": "test"}
+    base = {"model": ctx.model_identity, "task": plain(cfg.task), "seed": int(cfg.data.seed), "split": "test"}
     system1 = system1_technique(cfg.task, int(cfg.eval.max_new_tokens))
     system2 = build("technique", cfg.technique, task=task)
     checkpoint = ctx.outputs["train"]["path"]

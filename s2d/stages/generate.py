@@ -15,7 +15,12 @@ from s2d.registry import build
 
 def key_payload(ctx) -> dict:
     return {"model": ctx.model_identity, "task": plain(ctx.cfg.task), "technique": plain(ctx.cfg.technique),
-            "seed": int(ctx.cfg.seed), "split": "train"}
+            "seed": int(ctx.cfg.seed), "split": "train", **data_seed(ctx.cfg)}
+
+
+def data_seed(cfg) -> dict:
+    """The data seed in a key only where it differs from the run seed, so keys made before it existed still hold."""
+    return {} if int(cfg.data.seed) == int(cfg.seed) else {"data_seed": int(cfg.data.seed)}
 
 
 def run(ctx) -> dict:

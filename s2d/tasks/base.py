@@ -49,7 +49,7 @@ class Task:
         fields (`task.fields`, e.g. few-shot exemplars) added to every item. Tasks whose inputs need the model
         (mtbench_judge pairs the model's own answers) override this."""
         cfg = ctx.cfg
-        train, test = self.splits(int(cfg.seed), int(cfg.data.train_size), int(cfg.data.test_size))
+        train, test = self.splits(int(cfg.data.seed), int(cfg.data.train_size), int(cfg.data.test_size))
         constant = dict(self.cfg.get("fields") or {})
         for item in (*train, *test):
             item.fields = {**constant, **item.fields}

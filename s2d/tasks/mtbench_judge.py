@@ -113,7 +113,7 @@ class MTBenchJudge(Task):
         if not self.needs_model_answers:
             return super().build_splits(ctx)
         cfg = ctx.cfg
-        seed, train_size, test_size = int(cfg.seed), int(cfg.data.train_size), int(cfg.data.test_size)
+        seed, train_size, test_size = int(cfg.data.seed), int(cfg.data.train_size), int(cfg.data.test_size)
         return self.splits_with_answers(seed, train_size, test_size, self.model_answers(ctx, seed, train_size, test_size))
 
     def model_answers(self, ctx, seed, train_size, test_size) -> dict[str, list[str]]:

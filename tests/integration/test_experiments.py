@@ -7,7 +7,8 @@ TINY = ["data.train_size=2", "data.test_size=2", "eval.max_new_tokens=8", "train
         "backend.batch_size=8", "logger=none"]
 # Generation budgets cut to a few tokens per call; the experiments' own choices are otherwise untouched.
 SHORT = {
-    "demo": ["technique.steps.0.max_new_tokens=8", "technique.steps.1.max_new_tokens=8", "filter.samples_per_input=2"],
+    "demo": ["technique.steps.0.max_new_tokens=8", "technique.steps.1.max_new_tokens=8", "filter.samples_per_input=2",
+             "benchmarks.limit=2", "benchmarks.limit_overrides.gsm8k=1"],
     "paper_table1": ["technique.steps.0.max_new_tokens=8", "filter.samples_per_input=2"],
     "paper_table7": ["technique.steps.0.max_new_tokens=8", "filter.samples_per_input=2"],
     "paper_table2": ["technique.steps.0.max_new_tokens=16", "technique.steps.1.max_new_tokens=8",
@@ -31,6 +32,8 @@ def test_experiment_runs_tiny(s2d, experiment):
     for row in ("system1", "system2", "distilled"):
         assert 0.0 <= results[row]["accuracy"] <= 1.0
     assert results["run"]["name"]
-    if experiment == "demo":   # the demo shows what label-free curation buys: none and gold rows, same run
-        assert set(results["ablations"]) == {"none", "gold"}
+    if experiment == "demo":   # the demo shows what label-free curation buys (none and gold rows, same run), the
+        assert set(results["ablations"]) == {"none", "gold"}        # opinion groups apart, and the broad block
         assert results["ablations"]["gold"]["curation"]["uses_gold_labels"]
+        assert {"accuracy_unbiased", "accuracy_biased_correct", "opinion_rate"} <= set(results["distilled"])
+        assert results["broad"] and results["run"]["data_seed"] == 0
