@@ -1,6 +1,7 @@
 """`make bench`: generation engines side by side on this machine, written to benchmarks/.
 
     .venv/bin/python benchmarks/bench.py [--models smollm2_135m qwen2_5_coder_0_5b] [--engines hf vllm] [--demo]
+    .venv/bin/python benchmarks/bench.py --only-demo      # `make demo`'s run only, cold then warm (~1 h here)
 
 For each model and engine, in a fresh process each (so one engine's threads or memory never slow the next):
 - startup_s: from nothing to a generator ready to serve (model load; for vLLM the engine start);
@@ -13,7 +14,8 @@ Engines go through s2d's own backends (`backend=hf` with batch 64, `backend=vllm
 useful_tok_s counts generated tokens up to the end of turn (what s2d records), divided by the call's wall time.
 A 1024^3 matmul probe gives this CPU's FLOP/s per dtype; compute_bound_fraction = useful_tok_s / (FLOP/s /
 (2 x parameters)), the share of the rate a purely compute-bound decoder would reach.
-With --demo, `s2d experiment=demo` also runs twice on a fresh stage cache (cold, then all cached).
+With --demo (or --only-demo), `make demo`'s run (both seeds) also runs twice on a fresh stage cache (cold, then
+all cached); --only-demo keeps the generation rows of the last full run.
 Results: benchmarks/results.json and benchmarks/RESULTS.md, overwritten each run.
 """
 from __future__ import annotations
@@ -174,22 +176,27 @@ def measure(engine: str, model: str, lora: bool) -> list[dict]:
         return json.loads(Path(out.name).read_text())
 
 
+DEMO = ["-m", "experiment=demo", "seed=0,1", "hydra.sweep.dir=outputs/demo", "logger=none"]   # = `make demo`
+
+
 def demo_stage_times(extra_args: list[str]) -> dict:
+    """`make demo`'s run (both seeds) on a fresh stage cache, then again (every stage cached)."""
     out = {}
     with tempfile.TemporaryDirectory(prefix="s2d-bench-") as tmp:
         env = {**os.environ, "S2D_CACHE_DIR": str(Path(tmp) / "cache"), "WANDB_MODE": "disabled",
                "S2D_MODELS_DIR": str(models_dir())}
         for phase in ("cold", "warm"):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "s2d", "experiment=demo", "logger=none", *extra_args], cwd=tmp,
-                           env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([sys.executable, "-m", "s2d", *DEMO, *extra_args], cwd=tmp, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
             wall = time.perf_counter() - start
-            results = json.loads(max(Path(tmp).glob("outputs/*/*/results.json"), key=os.path.getmtime).read_text())
+            runs = [json.loads(p.read_text()) for p in sorted(Path(tmp).glob("outputs/demo/*/results.json"))]
             if phase == "cold":
                 from s2d.results import format_table
-                out["table"] = format_table(results)
-            out[phase] = {"wall_s": round(wall, 1), "stages": {k: {"wall_s": v["wall_s"], "cached": v["cached"]}
-                                                                for k, v in results["stages"].items()}}
+                out["table"] = "\n\n".join(format_table(r) for r in runs)
+            out[phase] = {"wall_s": round(wall, 1), "runs": [
+                {"seed": r["run"]["seed"], "stages": {k: {"wall_s": v["wall_s"], "cached": v["cached"]}
+                                                      for k, v in r["stages"].items()}} for r in runs]}
             print(f"demo {phase}: {wall:.0f}s", flush=True)
     return out
 
@@ -199,7 +206,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["smollm2_135m", "qwen2_5_coder_0_5b"])
     ap.add_argument("--engines", nargs="+", default=["hf", "vllm", "vllm_compiled"],
                     help="hf, vllm (eager, the default config), vllm_compiled (enforce_eager=false)")
-    ap.add_argument("--demo", action="store_true", help="also time `s2d experiment=demo` cold and warm")
+    ap.add_argument("--demo", action="store_true", help="also time `make demo`'s run cold and warm")
+    ap.add_argument("--only-demo", action="store_true", help="time the demo only (no generation rows)")
     ap.add_argument("--compiled-models", nargs="*", default=["smollm2_135m"],
                     help="models on which engine vllm_compiled runs (each start compiles for minutes)")
     ap.add_argument("--lora-models", nargs="*", default=["smollm2_135m"],
@@ -222,7 +230,7 @@ def main() -> None:
     record["matmul_gflops"] = {d: round(matmul_gflops(d), 1) for d in ("float32", "bfloat16")}
     print(f"matmul 1024^3: {record['matmul_gflops']} GFLOP/s", flush=True)
     rows = []
-    for model in args.models:
+    for model in ([] if args.only_demo else args.models):
         try:
             n_params = parameters(model_path(model))
         except Exception as e:   # e.g. the Qwen GGUF packages are not installed
@@ -242,8 +250,12 @@ def main() -> None:
                 rows.append(row)
     record["generation"] = rows
     record["speedup"] = speedups(rows)
-    if args.demo:
+    if args.demo or args.only_demo:
         record["demo"] = demo_stage_times(args.demo_args)
+    if args.only_demo:   # keep the generation rows of the last full run beside the new demo timing
+        previous = json.loads((ROOT / "benchmarks" / "results.json").read_text())
+        record.update(generation=previous["generation"], speedup=previous["speedup"],
+                      generation_measured=previous.get("generation_measured", previous["date"]))
     (ROOT / "benchmarks" / "results.json").write_text(json.dumps(record, indent=2) + "\n")
     (ROOT / "benchmarks" / "RESULTS.md").write_text(markdown(record))
     print(markdown(record))
@@ -277,14 +289,15 @@ def markdown(r: dict) -> str:
     if r["speedup"]:
         lines += ["", "Useful tok/s over HF's: " + ", ".join(f"{k} **{v}x**" for k, v in r["speedup"].items())]
     if "demo" in r:
-        lines += ["", "## `s2d experiment=demo` wall time per stage (fresh stage cache, then again)", "",
-                  "| run | total s | " + " | ".join(r["demo"]["cold"]["stages"]) + " |",
-                  "|---|---|" + "---|" * len(r["demo"]["cold"]["stages"])]
+        stages = list(r["demo"]["cold"]["runs"][0]["stages"])
+        lines += ["", "## `make demo` (both seeds) wall time per stage, s (fresh stage cache, then again)", "",
+                  "| run | seed | total (both seeds) | " + " | ".join(stages) + " |", "|---|---|---|" + "---|" * len(stages)]
         for phase in ("cold", "warm"):
             d = r["demo"][phase]
-            lines.append(f"| {phase} | {d['wall_s']} | " + " | ".join(
-                f"{s['wall_s']}{' (cached)' if s['cached'] else ''}" for s in d["stages"].values()) + " |")
-        lines += ["", "The cold run's table:", "", "```", r["demo"]["table"], "```"]
+            for run in d["runs"]:
+                lines.append(f"| {phase} | {run['seed']} | {d['wall_s']} | " + " | ".join(
+                    f"{s['wall_s']}{' (cached)' if s['cached'] else ''}" for s in run["stages"].values()) + " |")
+        lines += ["", "The cold run's tables:", "", "```", r["demo"]["table"], "```"]
     return "\n".join(lines) + "\n"
 
 
