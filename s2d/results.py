@@ -33,7 +33,8 @@ def build_results(ctx, started: dt.datetime, wall_s: float) -> dict:
     return {
         "run": {"name": str(cfg.name), "model": str(cfg.model.name), "technique": str(cfg.technique.name),
                 "task": str(cfg.task.name), "filter": str(cfg.filter.name), "training": str(cfg.training.name),
-                "backend": str(cfg.backend.name), "seed": int(cfg.seed), "data_seed": int(cfg.data.seed), "git_sha": git_sha(),
+                "backend": str(cfg.backend.name), "seed": int(cfg.seed), "data_seed": int(cfg.data.seed),
+                "git_sha": git_sha(),
                 "started": started.isoformat(timespec="seconds"),
                 "wall_s": round(wall_s, 2), "run_dir": str(ctx.run_dir), "packages": package_versions(),
                 "train_size": int(cfg.data.train_size), "test_size": int(cfg.data.test_size)},

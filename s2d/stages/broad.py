@@ -16,8 +16,8 @@ import random
 from pathlib import Path
 
 from s2d.broad_data import SHIPPED, count_docs, prepare_tasks
-from s2d.errors import check_choice
 from s2d.cache import atomic_write_json, cache_key, locked, plain, read_json
+from s2d.errors import check_choice
 
 MODEL_TYPES = ("hf", "vllm")    # lm-eval model types: HFLM, or lm-eval's own vLLM model
 PRIMARY = {"generate_until": "exact_match"}   # multiple-choice and loglikelihood tasks report `acc`
@@ -126,7 +126,7 @@ def make_lm(model_path: str, adapter: str | None, dtype: str, batch_size: int, t
     import torch
     from lm_eval.models.huggingface import HFLM
 
-    from s2d.backends.hf import resolve_dtype
+    from s2d.backends.base import resolve_dtype
     return HFLM(pretrained=model_path, peft=adapter, dtype=resolve_dtype(dtype), batch_size=batch_size,
                 trust_remote_code=trust_remote_code, device="cuda" if torch.cuda.is_available() else "cpu")
 
@@ -137,7 +137,7 @@ def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_
     import importlib.metadata
     import tempfile
 
-    from s2d.backends.hf import resolve_dtype
+    from s2d.backends.base import resolve_dtype
     from s2d.backends.vllm_backend import _merge_lora, cpu_env, on_cuda
     if not on_cuda():
         os.environ.update(cpu_env({}))

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from s2d.cache import atomic_write_json, cache_key, plain, read_json
+from s2d.cache import atomic_write_json, cache_key, code_versions, plain, read_json
+from s2d.pipeline import ablation_names
 from s2d.registry import build
 
 
 def run(ctx) -> dict:
-    out = curate_cached(ctx, ctx.cfg.filter, "distill_set.json")
+    out = curate_cached(ctx, ctx.cfg.filter, "distill_set.json", ctx.filter)
     # Ablations: the same System 2 generations curated by other filters (e.g. none, gold), each trained and
     # evaluated as its own distilled row, so one run shows what the consistency check buys.
     out["ablations"] = {name: curate_cached(ctx, ablation_filter_cfg(ctx.cfg.filter, name),
@@ -25,28 +26,24 @@ def run(ctx) -> dict:
     return out
 
 
-def ablation_names(cfg) -> list[str]:
-    """The `ablations` filter names (checked against the filter registry by `pipeline.prepare`)."""
-    return [str(n) for n in cfg.get("ablations") or []]
-
-
 def ablation_filter_cfg(filter_cfg, name: str):
     """The run's filter config with another filter's logic: same N samples and sampling, so it reads the same
     generations (filter=none then keeps each input's first sample; gold keeps inputs with a correct sample)."""
     return OmegaConf.merge(filter_cfg, {"impl": name, "name": name})
 
 
-def curate_cached(ctx, filter_cfg, run_file: str) -> dict:
-    filt = build("filter", filter_cfg)
+def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> dict:
+    filt = filt or build("filter", filter_cfg)
     key = cache_key({"kind": "curate", "version": 1, "generations": ctx.outputs["generate"]["key"],
                      "filter": plain(filter_cfg), "task": plain(ctx.cfg.task),
+                     **code_versions(task=ctx.task, filter=filt),
                      "items": [i.id for i in ctx.train_items]})
     path = Path(ctx.cache_dir) / "distill_sets" / f"{key}.json"
     cached = path.exists()
     if cached:
         data = read_json(path)
     else:
-        data = curate(ctx.task, filt, ctx.train_items, ctx.outputs["generate"]["records"], ctx)
+        data = curate(ctx.task, filt, ctx.train_items, ctx.outputs["generate"]["records"], ctx.service)
         atomic_write_json(path, data)
     atomic_write_json(ctx.run_dir / run_file, data)
     print(f"[s2d] curation ({filt.name}{', USES GOLD LABELS' if filt.uses_labels else ''}): kept "
@@ -55,9 +52,9 @@ def curate_cached(ctx, filter_cfg, run_file: str) -> dict:
             "stage_info": {"key": key}}
 
 
-def curate(task, filt, items, records, ctx=None) -> dict:
+def curate(task, filt, items, records, service=None) -> dict:
     examples, correct = [], 0
-    decisions = filt.choose(ctx, task, items, records)
+    decisions = filt.choose(service, task, items, records)
     for item in items:
         if decisions[item.id] is None:
             continue

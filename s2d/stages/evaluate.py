@@ -14,10 +14,8 @@ from collections import Counter
 
 from omegaconf import OmegaConf
 
-from s2d.cache import plain
+from s2d.cache import code_versions, plain
 from s2d.errors import UserError, check_positive
-from s2d.generation import run_technique_cached
-from s2d.registry import build
 from s2d.techniques.chain import system1_technique
 
 
@@ -25,7 +23,7 @@ def run(ctx) -> dict:
     task, items, cfg = ctx.task, ctx.test_items, ctx.cfg
     base = {"model": ctx.model_identity, "task": plain(cfg.task), "seed": int(cfg.data.seed), "split": "test"}
     system1 = system1_technique(cfg.task, int(cfg.eval.max_new_tokens))
-    system2 = build("technique", cfg.technique, task=task)
+    system2 = ctx.technique
     checkpoint = ctx.outputs["train"]["path"]
     distilled_payload = {"checkpoint": ctx.outputs["train"]["key"]}
     distilled_factory = (lambda: ctx.generator(checkpoint)) if checkpoint else None
@@ -56,13 +54,14 @@ def run(ctx) -> dict:
     for k in votes:
         check_positive("eval.votes", k)
     for row, technique, extra, factory in plans:
-        payload = {**base, "technique": plain(technique.cfg), **extra}
-        result = run_technique_cached(ctx, f"eval-{row}", technique, items, 1, 0.0, 1.0, payload, factory)
+        payload = {**base, "technique": plain(technique.cfg), **extra,
+                   **code_versions(task=task, technique=technique)}
+        result = ctx.service.run(f"eval-{row}", technique, items, 1, 0.0, 1.0, payload, factory)
         scored = score(task, items, result.records)
         cached &= result.generated == 0
         if votes[-1] > 1 and "@" not in row:
-            sampled = run_technique_cached(ctx, f"eval-{row}-sampled", technique, items, votes[-1],
-                                           float(cfg.eval.temperature), float(cfg.eval.top_p), payload, factory)
+            sampled = ctx.service.run(f"eval-{row}-sampled", technique, items, votes[-1],
+                                      float(cfg.eval.temperature), float(cfg.eval.top_p), payload, factory)
             scored["metrics"]["majority"] = majority_metrics(task, items, sampled.records, votes)
             cached &= sampled.generated == 0
         rows[row], samples[row] = scored["metrics"], scored["samples"]
