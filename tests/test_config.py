@@ -25,7 +25,7 @@ def test_every_config_composes_and_resolves(group, option):
     cfg = _compose([f"{group}={option}"])
     OmegaConf.resolve(cfg)
     validate(cfg)
-    task = build("task", cfg.task)
+    build("task", cfg.task)
     build("technique", cfg.technique)
     build("filter", cfg.filter)
 
