@@ -150,9 +150,9 @@ def app(cfg) -> None:
         if tracker.run is not None:
             results["run"]["wandb"] = tracker.info
         atomic_write_json(run_dir / "results.json", results)
-        tracker.log_results(results, ctx.outputs["evaluate"]["samples"], ctx.outputs["curate"]["examples"],
+        tracker.log_results(results, ctx.evaluated.samples, ctx.curated.examples,
                             str(run_dir / "distill_set.json"),
-                            ctx.outputs["train"]["path"] if cfg.logger.get("log_adapter") else None)
+                            ctx.trained.path if cfg.logger.get("log_adapter") else None)
         print("\n" + format_table(results), flush=True)
         print(f"[s2d] results: {run_dir / 'results.json'}", flush=True)
         exit_code = 0

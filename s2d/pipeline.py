@@ -1,7 +1,8 @@
 """Stage order and shared state: generate -> curate -> train -> evaluate -> broad.
 
 Each stage is a function `run(ctx) -> dict` in s2d/stages/, reading the resolved config slice it needs and writing
-content-addressed outputs under `paths.cache_dir`. `ctx.outputs[stage]` carries results to later stages. Plugins
+content-addressed outputs under `paths.cache_dir`; its typed output (s2d/outputs.py) is `ctx.generated`,
+`ctx.curated`, `ctx.trained`, `ctx.evaluated`, `ctx.broad` for the later stages. Plugins
 (tasks, filters) never see the Context: they get `ctx.service`, a `GenerationService` (s2d/generation.py).
 """
 from __future__ import annotations
@@ -15,9 +16,11 @@ from s2d.cache import code_versions, plain
 from s2d.errors import check_choice, check_positive
 from s2d.generation import GenerationService
 from s2d.models import resolve_model_path
+from s2d.outputs import BroadScores, Curated, Evaluated, Generated, Trained
 from s2d.registry import REGISTRIES, build
 
 STAGES = ("generate", "curate", "train", "evaluate", "broad")
+OUTPUT_FIELDS = dict(zip(STAGES, ("generated", "curated", "trained", "evaluated", "broad")))
 
 
 @dataclass
@@ -32,7 +35,12 @@ class Context:
     service: GenerationService | None = None
     train_items: list = field(default_factory=list)
     test_items: list = field(default_factory=list)
-    outputs: dict = field(default_factory=dict)
+    # What each stage hands on (s2d/outputs.py), set as the stages run.
+    generated: Generated | None = None
+    curated: Curated | None = None
+    trained: Trained | None = None
+    evaluated: Evaluated | None = None
+    broad: BroadScores | None = None
     stages: dict = field(default_factory=dict)
     _generator: object = None
     _generator_weights: str | None = None
@@ -121,8 +129,7 @@ def run_stages(ctx: Context) -> None:
         start = time.perf_counter()
         print(f"[s2d] stage {name} ...", flush=True)
         out = module.run(ctx)
-        ctx.outputs[name] = out
-        ctx.stages[name] = {"cached": bool(out.get("cached")), "wall_s": round(time.perf_counter() - start, 2),
-                            **out.get("stage_info", {})}
+        setattr(ctx, OUTPUT_FIELDS[name], out)
+        ctx.stages[name] = {"cached": bool(out.cached), "wall_s": round(time.perf_counter() - start, 2), **out.info}
         print(f"[s2d] stage {name} done in {ctx.stages[name]['wall_s']:.1f}s"
               f"{' (cached)' if ctx.stages[name]['cached'] else ''}", flush=True)

@@ -28,8 +28,8 @@ def package_versions() -> dict:
 
 
 def build_results(ctx, started: dt.datetime, wall_s: float) -> dict:
-    cfg, ev = ctx.cfg, ctx.outputs["evaluate"]["rows"]
-    curation = dict(ctx.outputs["curate"]["stats"])
+    cfg, ev = ctx.cfg, ctx.evaluated.rows
+    curation = dict(ctx.curated.stats)
     return {
         "run": {"name": str(cfg.name), "model": str(cfg.model.name), "technique": str(cfg.technique.name),
                 "task": str(cfg.task.name), "filter": str(cfg.filter.name), "training": str(cfg.training.name),
@@ -43,9 +43,9 @@ def build_results(ctx, started: dt.datetime, wall_s: float) -> dict:
         "distilled": ev["distilled"],
         "variants": {k: v for k, v in ev.items() if "@" in k},   # System 1 prompt variants (Table 7), if asked
         "curation": curation,
-        "ablations": {name: {"curation": a["stats"], "distilled": ev[f"distilled[{name}]"]}
-                      for name, a in ctx.outputs["curate"].get("ablations", {}).items()},
-        "broad": ctx.outputs["broad"]["broad"],
+        "ablations": {name: {"curation": a.stats, "distilled": ev[f"distilled[{name}]"]}
+                      for name, a in ctx.curated.ablations.items()},
+        "broad": ctx.broad.broad,
         "stages": ctx.stages,
     }
 

@@ -18,32 +18,33 @@ from pathlib import Path
 from s2d.broad_data import SHIPPED, count_docs, prepare_tasks
 from s2d.cache import atomic_write_json, cache_key, locked, plain, read_json
 from s2d.errors import check_choice
+from s2d.outputs import BroadScores
 
 MODEL_TYPES = ("hf", "vllm")    # lm-eval model types: HFLM, or lm-eval's own vLLM model
 PRIMARY = {"generate_until": "exact_match"}   # multiple-choice and loglikelihood tasks report `acc`
 
 
-def run(ctx) -> dict:
+def run(ctx) -> BroadScores:
     bcfg = ctx.cfg.benchmarks
     if not bcfg.get("tasks"):
-        return {"cached": True, "broad": {}, "stage_info": {"skipped": True}}
+        return BroadScores(broad={}, cached=True, info={"skipped": True})
     plan = make_plan(ctx.cache_dir, bcfg, int(ctx.cfg.data.seed))
     # Scores depend on the model and lm-eval's model type (in the plan), not on the generation backend.
     model = {k: v for k, v in ctx.model_identity.items() if k != "engine"}
     base_key = cache_key({"kind": "broad", "version": 1, "model": model, "plan": plan})
     base, base_cached = evaluate_cached(ctx, base_key, plan, ctx.model_path, None)
-    train = ctx.outputs["train"]
-    if train["path"] is None:          # nothing was trained: the distilled model is the base model
+    train = ctx.trained
+    if train.path is None:          # nothing was trained: the distilled model is the base model
         distilled, dist_cached = base, True
     else:
-        dist_key = cache_key({"kind": "broad", "version": 1, "checkpoint": train["key"], "plan": plan})
+        dist_key = cache_key({"kind": "broad", "version": 1, "checkpoint": train.key, "plan": plan})
         lora = ctx.cfg.training.method == "lora"
         distilled, dist_cached = evaluate_cached(ctx, dist_key, plan,
-                                                 ctx.model_path if lora else train["path"],
-                                                 train["path"] if lora else None)
+                                                 ctx.model_path if lora else train.path,
+                                                 train.path if lora else None)
     broad = {name: verdict(base[name], distilled[name], float(bcfg.regression_sigma)) for name in base}
-    return {"broad": broad, "cached": base_cached and dist_cached,
-            "stage_info": {"base_cached": base_cached, "distilled_cached": dist_cached}}
+    return BroadScores(broad=broad, cached=base_cached and dist_cached,
+                       info={"base_cached": base_cached, "distilled_cached": dist_cached})
 
 
 def make_plan(cache_dir, bcfg, seed: int) -> dict:

@@ -16,16 +16,17 @@ from omegaconf import OmegaConf
 
 from s2d.cache import code_versions, plain
 from s2d.errors import UserError, check_positive
+from s2d.outputs import Evaluated
 from s2d.techniques.chain import system1_technique
 
 
-def run(ctx) -> dict:
+def run(ctx) -> Evaluated:
     task, items, cfg = ctx.task, ctx.test_items, ctx.cfg
     base = {"model": ctx.model_identity, "task": plain(cfg.task), "seed": int(cfg.data.seed), "split": "test"}
     system1 = system1_technique(cfg.task, int(cfg.eval.max_new_tokens))
     system2 = ctx.technique
-    checkpoint = ctx.outputs["train"]["path"]
-    distilled_payload = {"checkpoint": ctx.outputs["train"]["key"]}
+    checkpoint = ctx.trained.path
+    distilled_payload = {"checkpoint": ctx.trained.key}
     distilled_factory = (lambda: ctx.generator(checkpoint)) if checkpoint else None
     plans = [("system1", system1, {}, None), ("system2", system2, {}, None)]
     untrained: dict[str, str] = {}   # distilled row -> base row it equals when curation kept nothing to train on
@@ -33,10 +34,10 @@ def run(ctx) -> dict:
         plans.append(("distilled", system1, distilled_payload, distilled_factory))
     else:
         untrained["distilled"] = "system1"
-    for name, trained in ctx.outputs["train"].get("ablations", {}).items():   # curation ablations (none, gold)
-        if trained["path"]:
-            plans.append((f"distilled[{name}]", system1, {"checkpoint": trained["key"]},
-                          lambda path=trained["path"]: ctx.generator(path)))
+    for name, trained in ctx.trained.ablations.items():   # curation ablations (none, gold)
+        if trained.path:
+            plans.append((f"distilled[{name}]", system1, {"checkpoint": trained.key},
+                          lambda path=trained.path: ctx.generator(path)))
         else:
             untrained[f"distilled[{name}]"] = "system1"
     for name, template in variant_templates(cfg).items():   # Table 7: the same rows under other System 1 prompts
@@ -68,7 +69,7 @@ def run(ctx) -> dict:
     for twin, base_row in untrained.items():   # nothing was kept to train on: the distilled model is the base model
         rows[twin] = {**rows[base_row], "note": "no training examples kept; distilled = base model"}
         samples[twin] = samples[base_row]
-    return {"rows": rows, "samples": samples, "cached": cached}
+    return Evaluated(rows=rows, samples=samples, cached=cached)
 
 
 def variant_templates(cfg) -> dict[str, str]:

@@ -9,12 +9,13 @@ generation.
 """
 from __future__ import annotations
 
+from s2d.outputs import Generated
 
-def run(ctx) -> dict:
+
+def run(ctx) -> Generated:
     filt = ctx.filter
     result = ctx.service.run("train", ctx.technique, ctx.train_items, filt.samples_per_input, filt.temperature,
                              filt.top_p, ctx.service.pool_payload)
     ctx.service.pool_key = result.key
-    return {"records": result.records, "key": result.key, "path": str(result.path),
-            "cached": result.generated == 0,
-            "stage_info": {"generated": result.generated, "from_cache": result.cached, "key": result.key}}
+    return Generated(records=result.records, key=result.key, path=str(result.path), cached=result.generated == 0,
+                     info={"generated": result.generated, "from_cache": result.cached, "key": result.key})
