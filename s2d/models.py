@@ -49,6 +49,16 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
     tok.save_pretrained(out_dir)
 
 
+def merge_lora(base_path: str, adapter: str, out_dir: str) -> None:
+    """Write the base model with a LoRA adapter merged in as a safetensors folder (what vLLM serves or reloads)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32, use_safetensors=True)
+    PeftModel.from_pretrained(base, adapter).merge_and_unload().save_pretrained(out_dir, safe_serialization=True)
+
+
 def resolve_model_path(model_cfg, models_dir: str | os.PathLike) -> str:
     """Return something `from_pretrained` accepts for this model config, converting embedded GGUFs once."""
     path = str(model_cfg.path)

