@@ -30,6 +30,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 
 from s2d.backends.base import (
+from s2d.models import merge_lora
     Completion,
     Sampling,
     chat_prompt,
