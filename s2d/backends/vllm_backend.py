@@ -29,14 +29,8 @@ import time
 from functools import partial
 from multiprocessing.connection import Connection
 
-from s2d.backends.base import (
+from s2d.backends.base import Completion, Sampling, chat_prompt, resolve_dtype, stop_token_ids
 from s2d.models import merge_lora
-    Completion,
-    Sampling,
-    chat_prompt,
-    resolve_dtype,
-    stop_token_ids,
-)
 from s2d.registry import register
 
 
