@@ -18,6 +18,7 @@ from s2d.generation import GenerationService
 from s2d.models import resolve_model_path
 from s2d.outputs import BroadScores, Curated, Evaluated, Generated, Trained
 from s2d.registry import REGISTRIES, build
+from s2d.stages.curate import ablation_names
 
 STAGES = ("generate", "curate", "train", "evaluate", "broad")
 OUTPUT_FIELDS = dict(zip(STAGES, ("generated", "curated", "trained", "evaluated", "broad")))
@@ -90,11 +91,6 @@ def validate(cfg) -> None:
     check_positive("training.epochs", cfg.training.epochs)
     check_positive("training.batch_size", cfg.training.batch_size)
     check_positive("training.learning_rate", cfg.training.learning_rate)
-
-
-def ablation_names(cfg) -> list[str]:
-    """The `ablations` filter names: more filters over the same generations, each trained and evaluated."""
-    return [str(n) for n in cfg.get("ablations") or []]
 
 
 def pool_payload(cfg, model_identity: dict, task=None, technique=None) -> dict:

@@ -13,7 +13,6 @@ from omegaconf import OmegaConf
 
 from s2d.cache import atomic_write_json, cache_key, code_versions, plain, read_json
 from s2d.outputs import Curated
-from s2d.pipeline import ablation_names
 from s2d.registry import build
 
 
@@ -25,6 +24,12 @@ def run(ctx) -> Curated:
                                          f"distill_set.{name}.json") for name in ablation_names(ctx.cfg)}
     out.cached = out.cached and all(a.cached for a in out.ablations.values())
     return out
+
+
+def ablation_names(cfg) -> list[str]:
+    """The `ablations` filter names: more filters over the same generations, each trained and evaluated
+    (checked against the filter registry by `pipeline.prepare`)."""
+    return [str(n) for n in cfg.get("ablations") or []]
 
 
 def ablation_filter_cfg(filter_cfg, name: str):
