@@ -64,7 +64,7 @@ def models_dir() -> Path:
 def model_path(model: str) -> str:
     from omegaconf import OmegaConf
 
-    from s2d.backends.embedded import resolve_model_path
+    from s2d.models import resolve_model_path
     return resolve_model_path(OmegaConf.load(ROOT / "conf" / "model" / f"{model}.yaml"), models_dir())
 
 
@@ -117,7 +117,7 @@ def measure_one(engine: str, model: str, lora: bool) -> list[dict]:
     from omegaconf import OmegaConf
 
     from s2d.backends import make_generator
-    from s2d.backends.hf import Sampling, resolve_dtype
+    from s2d.backends.base import Sampling, resolve_dtype
     cfg = OmegaConf.load(ROOT / "conf" / "backend" / f"{engine.split('_')[0]}.yaml")
     if engine == "hf":
         cfg.batch_size = GREEDY_PROMPTS

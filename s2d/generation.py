@@ -7,8 +7,9 @@ is missing. Chunk boundaries (and so sampling seeds) do not move on resume, so a
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from tqdm.auto import tqdm
 
@@ -24,13 +25,32 @@ class GenerationResult:
     cached: int                      # item-samples read from the cache
 
 
-def run_technique_cached(ctx, label: str, technique, items, n_samples: int, temperature: float, top_p: float,
-                         key_payload: dict, gen_factory=None) -> GenerationResult:
+@dataclass
+class GenerationService:
+    """What stages and plugins (tasks, filters) get to run techniques through the model, instead of the pipeline's
+    Context: where generations are cached, how they are seeded and chunked, and which model makes them."""
+    cache_dir: Path
+    seed: int                             # sampling seed of the run
+    batch_size: int                       # inputs per cached chunk (`backend.batch_size`)
+    model_identity: dict                  # what makes generations of this model reproducible (part of every key)
+    generator: Callable[[], object]       # the base-model generator, loaded on first use
+    technique: object = None              # the run's System 2 technique, built once
+    pool_payload: dict = field(default_factory=dict)   # cache-key payload of System 2 over the unlabeled pool
+    pool_key: str | None = None           # the key of those generations, once they exist
+
+    def run(self, label: str, technique, items, n_samples: int, temperature: float, top_p: float,
+            key_payload: dict, gen_factory=None) -> GenerationResult:
+        return run_technique_cached(self, label, technique, items, n_samples, temperature, top_p, key_payload,
+                                    gen_factory)
+
+
+def run_technique_cached(service: GenerationService, label: str, technique, items, n_samples: int,
+                         temperature: float, top_p: float, key_payload: dict, gen_factory=None) -> GenerationResult:
     key = cache_key({"kind": "generations", "version": 1, **key_payload,
                      "n_samples": n_samples, "temperature": temperature, "top_p": top_p})
-    path = Path(ctx.cache_dir) / "generations" / f"{label}-{key}" / "records.jsonl"
+    path = Path(service.cache_dir) / "generations" / f"{label}-{key}" / "records.jsonl"
     with locked(path):   # sibling jobs of a parallel sweep wait here, then read what this one generated
-        return _run_locked(ctx, label, technique, items, n_samples, temperature, top_p, key, path, gen_factory)
+        return _run_locked(service, label, technique, items, n_samples, temperature, top_p, key, path, gen_factory)
 
 
 def input_hash(item) -> str:
@@ -45,7 +65,7 @@ def _is_done(done: dict, item, s: int, digest: str) -> bool:
     return rec is not None and rec.get("input_hash", digest) == digest
 
 
-def _run_locked(ctx, label, technique, items, n_samples, temperature, top_p, key, path, gen_factory):
+def _run_locked(service, label, technique, items, n_samples, temperature, top_p, key, path, gen_factory):
     store = JsonlStore(path)
     done = store.load()
     wanted = [(item, s) for item in items for s in range(n_samples)]
@@ -54,14 +74,14 @@ def _run_locked(ctx, label, technique, items, n_samples, temperature, top_p, key
                      if not all(_is_done(done, item, s, digests[item.id]) for s in range(n_samples))]
     generated = 0
     if missing_items:
-        gen = (gen_factory or ctx.generator)()
-        chunk = max(1, int(ctx.cfg.backend.batch_size) // n_samples)
+        gen = (gen_factory or service.generator)()
+        chunk = max(1, int(service.batch_size) // n_samples)
         bar = tqdm(total=len(missing_items), desc=f"{label}: {technique.name}", unit="input")
         for start in range(0, len(missing_items), chunk):
             part = missing_items[start:start + chunk]
             expanded = [(item, s) for item in part for s in range(n_samples)]
             # Seed from the chunk's first item id: the same chunk gets the same samples on a resumed run.
-            seed = int(ctx.cfg.seed) * 1_000_003 + zlib.crc32(part[0].id.encode())
+            seed = int(service.seed) * 1_000_003 + zlib.crc32(part[0].id.encode())
             traces = technique.run(gen, [item.inputs() for item, _ in expanded], temperature, top_p, seed)
             store.append({"id": f"{item.id}#{s}", "item": item.id, "sample": s, "input_hash": digests[item.id], **trace}
                          for (item, s), trace in zip(expanded, traces))

@@ -1,7 +1,9 @@
 """Stage order and shared state: generate -> curate -> train -> evaluate -> broad.
 
 Each stage is a function `run(ctx) -> dict` in s2d/stages/, reading the resolved config slice it needs and writing
-content-addressed outputs under `paths.cache_dir`. `ctx.outputs[stage]` carries results to later stages.
+content-addressed outputs under `paths.cache_dir`; its typed output (s2d/outputs.py) is `ctx.generated`,
+`ctx.curated`, `ctx.trained`, `ctx.evaluated`, `ctx.broad` for the later stages. Plugins
+(tasks, filters) never see the Context: they get `ctx.service`, a `GenerationService` (s2d/generation.py).
 """
 from __future__ import annotations
 
@@ -9,13 +11,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from s2d.backends.embedded import resolve_model_path
-from s2d.backends.hf import resolve_dtype
+from s2d.backends.base import resolve_dtype
+from s2d.cache import code_versions, plain
 from s2d.errors import check_choice, check_positive
+from s2d.generation import GenerationService
+from s2d.models import resolve_model_path
+from s2d.outputs import BroadScores, Curated, Evaluated, Generated, Trained
 from s2d.registry import REGISTRIES, build
 from s2d.stages.curate import ablation_names
 
 STAGES = ("generate", "curate", "train", "evaluate", "broad")
+OUTPUT_FIELDS = dict(zip(STAGES, ("generated", "curated", "trained", "evaluated", "broad")))
 
 
 @dataclass
@@ -25,9 +31,17 @@ class Context:
     cache_dir: Path
     model_path: str = ""
     task: object = None
+    technique: object = None   # the System 2 technique, built once
+    filter: object = None      # the curation filter, built once
+    service: GenerationService | None = None
     train_items: list = field(default_factory=list)
     test_items: list = field(default_factory=list)
-    outputs: dict = field(default_factory=dict)
+    # What each stage hands on (s2d/outputs.py), set as the stages run.
+    generated: Generated | None = None
+    curated: Curated | None = None
+    trained: Trained | None = None
+    evaluated: Evaluated | None = None
+    broad: BroadScores | None = None
     stages: dict = field(default_factory=dict)
     _generator: object = None
     _generator_weights: str | None = None
@@ -79,16 +93,29 @@ def validate(cfg) -> None:
     check_positive("training.learning_rate", cfg.training.learning_rate)
 
 
+def pool_payload(cfg, model_identity: dict, task=None, technique=None) -> dict:
+    """The cache-key payload of System 2 over the unlabeled pool: everything its outputs depend on (model,
+    technique prompts, task data, sampling seed), never the training or filter choice, so sweeps over those reuse
+    one generation. The data seed is in it only where it differs from the run seed, so older keys still hold."""
+    data_seed = {} if int(cfg.data.seed) == int(cfg.seed) else {"data_seed": int(cfg.data.seed)}
+    return {"model": model_identity, "task": plain(cfg.task), "technique": plain(cfg.technique),
+            "seed": int(cfg.seed), "split": "train", **data_seed, **code_versions(task=task, technique=technique)}
+
+
 def prepare(cfg, run_dir: Path) -> Context:
     validate(cfg)
     ctx = Context(cfg=cfg, run_dir=Path(run_dir), cache_dir=Path(cfg.paths.cache_dir))
     ctx.task = build("task", cfg.task)
-    build("technique", cfg.technique, task=ctx.task)   # fail fast on a bad technique config
-    build("filter", cfg.filter)
+    ctx.technique = build("technique", cfg.technique)   # built once; a bad config fails before any model loads
+    ctx.filter = build("filter", cfg.filter)
     for name in ablation_names(cfg):   # fail before generation, not after it, on a bad ablation name
         check_choice("ablation filter (ablations)", name, REGISTRIES["filter"])
     ctx.model_path = resolve_model_path(cfg.model, cfg.paths.models_dir)
-    ctx.train_items, ctx.test_items = ctx.task.build_splits(ctx)
+    ctx.service = GenerationService(cache_dir=ctx.cache_dir, seed=int(cfg.seed),
+                                    batch_size=int(cfg.backend.batch_size), model_identity=ctx.model_identity,
+                                    generator=ctx.generator, technique=ctx.technique,
+                                    pool_payload=pool_payload(cfg, ctx.model_identity, ctx.task, ctx.technique))
+    ctx.train_items, ctx.test_items = ctx.task.build_splits(ctx.service, cfg.data)
     return ctx
 
 
@@ -98,8 +125,7 @@ def run_stages(ctx: Context) -> None:
         start = time.perf_counter()
         print(f"[s2d] stage {name} ...", flush=True)
         out = module.run(ctx)
-        ctx.outputs[name] = out
-        ctx.stages[name] = {"cached": bool(out.get("cached")), "wall_s": round(time.perf_counter() - start, 2),
-                            **out.get("stage_info", {})}
+        setattr(ctx, OUTPUT_FIELDS[name], out)
+        ctx.stages[name] = {"cached": bool(out.cached), "wall_s": round(time.perf_counter() - start, 2), **out.info}
         print(f"[s2d] stage {name} done in {ctx.stages[name]['wall_s']:.1f}s"
               f"{' (cached)' if ctx.stages[name]['cached'] else ''}", flush=True)

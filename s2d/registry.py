@@ -1,4 +1,4 @@
-"""Registries: tasks, techniques and filters are looked up by the `impl` key of their YAML config.
+"""Registries: tasks, techniques, filters and generation backends are looked up by the `impl` key of their YAML.
 
 Adding one = one module that calls `register(...)` plus one YAML file under conf/<group>/.
 """
@@ -9,15 +9,26 @@ import pkgutil
 
 from s2d.errors import check_choice
 
-REGISTRIES: dict[str, dict[str, type]] = {"task": {}, "technique": {}, "filter": {}}
-_PACKAGES = {"task": "s2d.tasks", "technique": "s2d.techniques", "filter": "s2d.curation"}
+REGISTRIES: dict[str, dict[str, object]] = {"task": {}, "technique": {}, "filter": {}, "backend": {}}
+_PACKAGES = {"task": "s2d.tasks", "technique": "s2d.techniques", "filter": "s2d.curation",
+             "backend": "s2d.backends"}
+
+
+def _origin(obj) -> tuple[str, str]:
+    return obj.__module__, obj.__qualname__
 
 
 def register(kind: str, name: str):
-    def wrap(cls):
-        REGISTRIES[kind][name] = cls
-        cls.registry_name = name
-        return cls
+    """Class (or factory) decorator. A second, different entry under the same name is an error, not a silent
+    overwrite; the same definition imported twice (a module run as `__main__`, a reload) is not."""
+    def wrap(obj):
+        existing = REGISTRIES[kind].get(name)
+        if existing is not None and _origin(existing) != _origin(obj) and "__main__" not in (
+                existing.__module__, obj.__module__):
+            raise ValueError(f"{kind} '{name}' is registered twice: {'.'.join(_origin(existing))} and "
+                             f"{'.'.join(_origin(obj))}")
+        REGISTRIES[kind][name] = obj
+        return obj
     return wrap
 
 
@@ -28,7 +39,7 @@ def _import_all(kind: str) -> None:
 
 
 def build(kind: str, cfg, **kwargs):
-    """Instantiate the registered class named by `cfg.impl` with the config (and extra arguments)."""
+    """Instantiate the registered class (or call the factory) named by `cfg.impl` with the config (and kwargs)."""
     _import_all(kind)
     check_choice(f"{kind} implementation (impl)", cfg.impl, REGISTRIES[kind])
     return REGISTRIES[kind][cfg.impl](cfg, **kwargs)

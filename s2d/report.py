@@ -38,16 +38,23 @@ def find_runs(paths: list[str]) -> tuple[list[dict], list[dict]]:
 
 
 def label(run: dict) -> str:
-    return run["_dir"].name
+    """The run's own name (`name` in its config); a folder name where a run has none (older results)."""
+    return run.get("run", {}).get("name") or run["_dir"].name
+
+
+def labels(runs: list[dict]) -> list[str]:
+    """One label per run: its name, made unique with the folder where two runs share a name."""
+    names = [label(r) for r in runs]
+    return [n if names.count(n) == 1 else f"{n} ({r['_dir'].name})" for n, r in zip(names, runs)]
 
 
 def table_rows(runs: list[dict]) -> list[dict]:
     rows = []
-    for r in runs:
+    for r, name in zip(runs, labels(runs)):
         run, c, broad = r["run"], r["curation"], r.get("broad") or {}
         regressed = sorted(name for name, b in broad.items() if b.get("regressed"))
         rows.append({
-            "run": label(r), "task": run["task"], "technique": run["technique"],
+            "run": name, "task": run["task"], "technique": run["technique"],
             "filter": run["filter"] + (" (gold labels)" if c.get("uses_gold_labels") else ""),
             "training": run["training"], "seed": run.get("seed"),
             **{f"{key}_acc": r[key]["accuracy"] for key, _, _ in ROWS},
@@ -69,18 +76,24 @@ def _ablations(row: dict) -> str:
     return ", ".join(f"{name} {_pct(acc)}" for name, acc in row["ablations"].items()) or "–"
 
 
+HEAD = ["run", "task", "technique", "filter", "training", "seed", "S1 acc", "S1 tok/input", "S2 acc",
+        "S2 tok/input", "distilled acc", "distilled tok/input", "kept", "distilled, other filters", "broad Δ (mean)",
+        "regressed benchmarks"]
+
+
+def cells(r: dict) -> list[str]:
+    """One table row as text, in HEAD's order (the markdown and the HTML table share it)."""
+    return [r["run"], r["task"], r["technique"], r["filter"], r["training"], str(r["seed"]),
+            _pct(r["system1_acc"]), f"{r['system1_tok']:.1f}", _pct(r["system2_acc"]), f"{r['system2_tok']:.1f}",
+            _pct(r["distilled_acc"]), f"{r['distilled_tok']:.1f}", _pct(r["kept"]), _ablations(r),
+            "–" if r["broad_mean_delta"] is None else f"{r['broad_mean_delta']:+.1%}",
+            ", ".join(r["regressed"]) or "none"]
+
+
 def markdown(rows: list[dict], failed: list[dict]) -> str:
-    head = ["run", "task", "technique", "filter", "training", "seed", "S1 acc", "S1 tok", "S2 acc", "S2 tok",
-            "distilled acc", "distilled tok", "kept", "distilled, other filters", "broad Δ (mean)", "regressed"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
     for r in rows:
-        cells = [r["run"], r["task"], r["technique"], r["filter"], r["training"], str(r["seed"]),
-                 _pct(r["system1_acc"]), f"{r['system1_tok']:.1f}", _pct(r["system2_acc"]),
-                 f"{r['system2_tok']:.1f}", _pct(r["distilled_acc"]), f"{r['distilled_tok']:.1f}", _pct(r["kept"]),
-                 _ablations(r),
-                 "–" if r["broad_mean_delta"] is None else f"{r['broad_mean_delta']:+.1%}",
-                 ", ".join(r["regressed"]) or "none"]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cells(r)) + " |")
     if failed:
         lines += ["", "Failed jobs:", ""] + [f"- `{f['_dir'].name}`: {f['error']}" for f in failed]
     return "\n".join(lines) + "\n"
@@ -104,13 +117,13 @@ def plot(runs: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     points = []
-    for i, r in enumerate(runs):
+    for i, (r, run_label) in enumerate(zip(runs, labels(runs))):
         color = colors[i % len(colors)]
         for key, name, marker in ROWS:
             tok, acc = max(r[key]["tokens_per_input"], 1e-3), r[key]["accuracy"]
             points.append((tok, acc))
             ax.scatter(tok, acc, marker=marker, color=color, s=60, edgecolor="black", linewidth=0.5,
-                       label=label(r) if key == "system1" else None)
+                       label=run_label if key == "system1" else None)
         ax.plot([r[k]["tokens_per_input"] for k, _, _ in ROWS], [r[k]["accuracy"] for k, _, _ in ROWS],
                 color=color, alpha=0.3, linewidth=1)
     front = pareto_front(points)
@@ -132,16 +145,9 @@ def plot(runs: list[dict], path: Path) -> None:
 
 
 def html_page(rows: list[dict], failed: list[dict], png: Path) -> str:
-    head = ["run", "task", "technique", "filter", "training", "seed", "S1 acc", "S1 tok/input", "S2 acc",
-            "S2 tok/input", "distilled acc", "distilled tok/input", "kept", "distilled, other filters",
-            "broad Δ (mean)", "regressed benchmarks"]
     body = []
     for r in rows:
-        cells = [r["run"], r["task"], r["technique"], r["filter"], r["training"], r["seed"],
-                 _pct(r["system1_acc"]), f"{r['system1_tok']:.1f}", _pct(r["system2_acc"]), f"{r['system2_tok']:.1f}",
-                 _pct(r["distilled_acc"]), f"{r['distilled_tok']:.1f}", _pct(r["kept"]), _ablations(r),
-                 "–" if r["broad_mean_delta"] is None else f"{r['broad_mean_delta']:+.1%}"]
-        tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
+        tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells(r)[:-1])
         reg = ("<td class='regressed'>&#9888; " + html.escape(", ".join(r["regressed"])) + "</td>") \
             if r["regressed"] else "<td>none</td>"
         body.append(f"<tr class='run'>{tds}{reg}</tr>")
@@ -162,7 +168,7 @@ th {{ background: #f3f3f3; }} td:nth-child(-n+5) {{ text-align: left; }}
 call of the technique. "kept" is the share of unlabeled inputs that passed curation. Broad Δ is the mean of
 distilled − base over the held-out benchmarks; regressed benchmarks are worse by more than the run's
 regression threshold (stderrs of the paired delta).</p>
-<table id="runs"><thead><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr></thead>
+<table id="runs"><thead><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in HEAD)}</tr></thead>
 <tbody>{"".join(body)}</tbody></table>
 {"<h2>Failed jobs</h2><ul id='failed'>" + failed_html + "</ul>" if failed else ""}
 <h2>Accuracy vs tokens</h2>
@@ -198,8 +204,8 @@ def log_to_wandb(runs: list[dict], rows: list[dict], png: Path, mode: str) -> No
         cols = list(rows[0].keys())
         table = wandb.Table(columns=cols, data=[[_cell(v) for v in r.values()] for r in rows])
         points = wandb.Table(columns=["run", "row", "tokens_per_input", "accuracy"],
-                             data=[[label(r), name, r[k]["tokens_per_input"], r[k]["accuracy"]]
-                                   for r in runs for k, name, _ in ROWS])
+                             data=[[run_label, name, r[k]["tokens_per_input"], r[k]["accuracy"]]
+                                   for r, run_label in zip(runs, labels(runs)) for k, name, _ in ROWS])
         run.log({"runs": table, "accuracy_vs_tokens": wandb.Image(str(png)),
                  "accuracy_vs_tokens_scatter": wandb.plot.scatter(points, "tokens_per_input", "accuracy",
                                                                   title="accuracy vs tokens per input")})

@@ -28,12 +28,13 @@ def package_versions() -> dict:
 
 
 def build_results(ctx, started: dt.datetime, wall_s: float) -> dict:
-    cfg, ev = ctx.cfg, ctx.outputs["evaluate"]["rows"]
-    curation = dict(ctx.outputs["curate"]["stats"])
+    cfg, ev = ctx.cfg, ctx.evaluated.rows
+    curation = dict(ctx.curated.stats)
     return {
         "run": {"name": str(cfg.name), "model": str(cfg.model.name), "technique": str(cfg.technique.name),
                 "task": str(cfg.task.name), "filter": str(cfg.filter.name), "training": str(cfg.training.name),
-                "backend": str(cfg.backend.name), "seed": int(cfg.seed), "data_seed": int(cfg.data.seed), "git_sha": git_sha(),
+                "backend": str(cfg.backend.name), "seed": int(cfg.seed), "data_seed": int(cfg.data.seed),
+                "git_sha": git_sha(),
                 "started": started.isoformat(timespec="seconds"),
                 "wall_s": round(wall_s, 2), "run_dir": str(ctx.run_dir), "packages": package_versions(),
                 "train_size": int(cfg.data.train_size), "test_size": int(cfg.data.test_size)},
@@ -42,9 +43,9 @@ def build_results(ctx, started: dt.datetime, wall_s: float) -> dict:
         "distilled": ev["distilled"],
         "variants": {k: v for k, v in ev.items() if "@" in k},   # System 1 prompt variants (Table 7), if asked
         "curation": curation,
-        "ablations": {name: {"curation": a["stats"], "distilled": ev[f"distilled[{name}]"]}
-                      for name, a in ctx.outputs["curate"].get("ablations", {}).items()},
-        "broad": ctx.outputs["broad"]["broad"],
+        "ablations": {name: {"curation": a.stats, "distilled": ev[f"distilled[{name}]"]}
+                      for name, a in ctx.curated.ablations.items()},
+        "broad": ctx.broad.broad,
         "stages": ctx.stages,
     }
 

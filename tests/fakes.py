@@ -1,13 +1,13 @@
 """Test doubles for pure-logic unit tests only (never on the product's path): a generator whose replies are a
-function of the prompt, and the slice of the pipeline Context that filters and techniques read."""
+function of the prompt, and the generation service that filters and tasks get."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
-
 from omegaconf import OmegaConf
 
-from s2d.backends.hf import Completion
+from s2d.backends.base import Completion
+from s2d.generation import GenerationService
+from s2d.registry import build
 
 
 class ScriptedGenerator:
@@ -33,8 +33,9 @@ class WordTokenizer:
         return {"input_ids": text.split()}
 
 
-def fake_ctx(tmp_path: Path, gen, technique=None, seed=0):
-    cfg = OmegaConf.create({"seed": seed, "backend": {"batch_size": 8}, "technique": technique or {},
-                            "task": {"name": "t"}})
-    return SimpleNamespace(cfg=cfg, cache_dir=tmp_path, generator=lambda: gen, outputs={"generate": {"key": "g"}},
-                           model_identity={"path": "fake", "dtype": "float32"})
+def fake_service(tmp_path: Path, gen, technique=None, seed=0) -> GenerationService:
+    """The service filters and tasks get, over a scripted generator (the run's technique from a config dict)."""
+    built = build("technique", OmegaConf.create(technique)) if technique else None
+    return GenerationService(cache_dir=tmp_path, seed=seed, batch_size=8, model_identity={"path": "fake",
+                             "dtype": "float32"}, generator=lambda: gen, technique=built,
+                             pool_payload={"task": {"name": "t"}, "split": "train"}, pool_key="g")

@@ -25,8 +25,8 @@ def test_every_config_composes_and_resolves(group, option):
     cfg = _compose([f"{group}={option}"])
     OmegaConf.resolve(cfg)
     validate(cfg)
-    task = build("task", cfg.task)
-    build("technique", cfg.technique, task=task)
+    build("task", cfg.task)
+    build("technique", cfg.technique)
     build("filter", cfg.filter)
 
 
@@ -52,6 +52,9 @@ def _s2d(*args):
     (["data.test_size=-5"], "bad data.test_size=-5"),
     (["task.words_per_input=0"], "bad task.words_per_input=0"),
     (["model.path=/no/such/dir"], "model.path='/no/such/dir'"),
+    (["data.train_sise=3"], "unknown config key 'data.train_sise' on the command line; valid keys under 'data': "
+                            "seed, test_size, train_size"),
+    (["-m", "seed=0,1", "training.lora.rank=4"], "unknown config key 'training.lora.rank'"),
 ])
 def test_bad_input_is_one_line_and_nonzero(args, needle):
     r = _s2d(*args)
@@ -66,3 +69,24 @@ def test_hydra_launchers_compose(launcher):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
     assert launcher.split("_")[0] in cfg.hydra.launcher._target_.lower()
+
+
+def test_a_typo_in_an_experiment_file_is_one_line_naming_key_and_file(tmp_path, monkeypatch, capsys):
+    """Hydra would merge `data: {train_sise: 3}` beside the real key and run the defaults; s2d stops first."""
+    import shutil
+
+    import s2d.cli
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    (conf / "experiment" / "typo.yaml").write_text("# @package _global_\ndata:\n  train_sise: 3\n")
+    monkeypatch.setattr(s2d.cli, "CONF_DIR", conf)
+    with pytest.raises(s2d.cli.UserError, match=r"unknown config key 'data.train_sise' in "
+                                                r"conf/experiment/typo.yaml; valid keys under 'data': seed, "):
+        s2d.cli.check_config_keys(["experiment=typo"])
+    for name in config_groups_of(conf)["experiment"]:   # every shipped experiment passes
+        if name != "typo":
+            s2d.cli.check_config_keys([f"experiment={name}"])
+
+
+def config_groups_of(conf):
+    return {d.name: sorted(p.stem for p in d.glob("*.yaml")) for d in conf.iterdir() if d.is_dir()}

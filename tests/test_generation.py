@@ -3,7 +3,7 @@ from omegaconf import OmegaConf
 from s2d.generation import run_technique_cached
 from s2d.tasks.base import Item
 from s2d.techniques.chain import Chain
-from tests.fakes import ScriptedGenerator, fake_ctx
+from tests.fakes import ScriptedGenerator, fake_service
 
 
 def _echo():
@@ -13,7 +13,7 @@ def _echo():
 
 def test_cache_reuses_records_only_for_the_same_input(tmp_path):
     gen = ScriptedGenerator(lambda p: f"re: {p}")
-    ctx = fake_ctx(tmp_path, gen)
+    ctx = fake_service(tmp_path, gen)
     first = run_technique_cached(ctx, "t", _echo(), [Item("x", "one", ""), Item("y", "two", "")], 1, 0.0, 1.0, {})
     assert first.generated == 2
     again = run_technique_cached(ctx, "t", _echo(), [Item("x", "one", ""), Item("y", "two", "")], 1, 0.0, 1.0, {})

@@ -26,6 +26,7 @@ def test_report_writes_md_html_png_one_row_per_run(tmp_path, capsys):
         d = tmp_path / "multirun" / f"{i}_job"
         d.mkdir(parents=True)
         r = _results(acc, delta)
+        r["run"]["name"] = "twin"   # two runs of one name: told apart by their folders
         if i == 1:   # the filter ablations of the same run: their distilled accuracy in a column of its own
             r["ablations"] = {"none": {"distilled": {"accuracy": 0.125}}, "gold": {"distilled": {"accuracy": 0.875}}}
         (d / "results.json").write_text(json.dumps(r))
@@ -33,7 +34,7 @@ def test_report_writes_md_html_png_one_row_per_run(tmp_path, capsys):
     (tmp_path / "multirun" / "2_job" / "failed.json").write_text(json.dumps({"error": "UserError: bad"}))
     main([str(tmp_path / "multirun"), "--out", str(tmp_path / "rep"), "--wandb", "disabled"])
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| 0_job |" in md and "| 1_job |" in md and "50.0%" in md and "75.0%" in md
+    assert "| twin (0_job) |" in md and "| twin (1_job) |" in md and "50.0%" in md and "75.0%" in md
     assert "| none 12.5%, gold 87.5% |" in md
     assert "arc_easy" in md and "2_job" in md                      # regression named, failed job listed
     page = (tmp_path / "rep" / "report.html").read_text()

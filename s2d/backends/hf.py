@@ -1,52 +1,22 @@
-"""Batched generation with Hugging Face transformers (left padding, chat template, token counting).
-
-One chat template everywhere: `chat_prompt` is what generation and evaluation feed the model, and training
-(TRL) applies the same tokenizer template to the same user message.
-"""
+"""Batched generation with Hugging Face transformers (left padding, chat template, token counting): the reference
+backend (`backend=hf`)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
+from s2d.backends.base import (
+    Completion,
+    Sampling,
+    chat_prompt,
+    resolve_dtype,
+    stop_token_ids,
+)
+from s2d.registry import register
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def cpu_has_fast_bf16() -> bool:
-    """bf16 matmuls beat fp32 on CPUs with AVX512-BF16 or AMX (measured ~2x); on AVX2-only CPUs they are slower."""
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_dtype(dtype: str) -> str:
-    """`auto`: bf16 on a GPU or a CPU with fast bf16, else fp32 (measured on an AVX2 EPYC: bf16 40 vs fp32 58 tok/s)."""
-    if dtype != "auto":
-        return dtype
-    return "bfloat16" if torch.cuda.is_available() or cpu_has_fast_bf16() else "float32"
-END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>")
-
-
-@dataclass
-class Sampling:
-    """How one call decodes. temperature 0 means greedy."""
-    max_new_tokens: int = 64
-    temperature: float = 0.0
-    top_p: float = 1.0
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 0
-
-
-@dataclass
-class Completion:
-    text: str
-    tokens: int   # generated tokens, end-of-turn excluded, counted with the model's own tokenizer
 
 
 class HFGenerator:
@@ -75,19 +45,11 @@ class HFGenerator:
         self.stop_ids = self._stop_ids()
 
     def _stop_ids(self) -> list[int]:
-        ids = set()
         eos = self.model.generation_config.eos_token_id
-        ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(self.tokenizer.eos_token_id)
-        vocab = self.tokenizer.get_vocab()
-        ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
-        return sorted(ids)
+        return stop_token_ids(self.tokenizer, eos if isinstance(eos, list) else [eos] if eos is not None else [])
 
     def chat_prompt(self, user: str, prefill: str = "") -> str:
-        text = self.tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
-                                                  add_generation_prompt=True)
-        return text + prefill
+        return chat_prompt(self.tokenizer, user, prefill)
 
     def _count(self, ids: torch.Tensor) -> int:
         stops = torch.isin(ids, torch.tensor(self.stop_ids, device=ids.device)).nonzero()
@@ -119,3 +81,12 @@ class HFGenerator:
             bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):.0f}")
         bar.close()
         return out
+
+
+@register("backend", "hf")
+def hf_backend(cfg, base_path: str, checkpoint: str | None = None, kind: str = "base",
+               trust_remote_code: bool = False) -> HFGenerator:
+    """One model per checkpoint: the base, a LoRA adapter served unmerged, or a full fine-tune's folder."""
+    return HFGenerator(checkpoint if kind == "full" else base_path, dtype=cfg.dtype, batch_size=int(cfg.batch_size),
+                       adapter_path=checkpoint if kind == "lora" else None, trust_remote_code=trust_remote_code,
+                       num_threads=cfg.get("num_threads"))

@@ -29,7 +29,9 @@ import time
 from functools import partial
 from multiprocessing.connection import Connection
 
-from s2d.backends.hf import END_OF_TURN_TOKENS, Completion, Sampling, resolve_dtype
+from s2d.backends.base import Completion, Sampling, chat_prompt, resolve_dtype, stop_token_ids
+from s2d.models import merge_lora
+from s2d.registry import register
 
 
 def on_cuda() -> bool:
@@ -147,16 +149,6 @@ def _patch_cpu_top_p() -> None:
     sampler.apply_top_k_top_p_pytorch = apply_top_k_top_p_pytorch
 
 
-def _merge_lora(base_path: str, adapter: str, out_dir: str) -> None:
-    """Write the base model with the LoRA adapter merged in as a safetensors folder (what vLLM reloads from)."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32, use_safetensors=True)
-    PeftModel.from_pretrained(base, adapter).merge_and_unload().save_pretrained(out_dir, safe_serialization=True)
-
-
 def _reload(llm, folder: str) -> None:
     """Replace the live model's weights in place from a checkpoint folder (vLLM's own reload, which also redoes
     the CPU backend's weight repacking)."""
@@ -224,7 +216,7 @@ def _weights_folder(target, base_path: str, scratch: str) -> str:
     if kind == "full":
         return checkpoint
     shutil.rmtree(scratch, ignore_errors=True)
-    _merge_lora(base_path, checkpoint, scratch)
+    merge_lora(base_path, checkpoint, scratch)
     return scratch
 
 
@@ -312,9 +304,7 @@ class VLLMGenerator:
         self.max_model_len = int(cfg.max_model_len) if cfg.get("max_model_len") else None
         self.weights: tuple[str | None, str] = (None, "base")
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
-        vocab = self.tokenizer.get_vocab()
-        self.stop_ids = sorted({self.tokenizer.eos_token_id, *(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)}
-                               - {None})
+        self.stop_ids = stop_token_ids(self.tokenizer)
         engine = engine_kwargs(cfg, model_path, trust_remote_code, self.cuda)
         common = {} if self.cuda else cpu_env(cfg)
         devices = replica_devices(int(cfg.get("replicas") or 1), int(cfg.tensor_parallel_size), self.cuda,
@@ -337,8 +327,7 @@ class VLLMGenerator:
         return [worker.receive(what) for worker in self._workers]
 
     def chat_prompt(self, user: str, prefill: str = "") -> str:
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
-                                                  add_generation_prompt=True) + prefill
+        return chat_prompt(self.tokenizer, user, prefill)
 
     def generate(self, prompts, sampling: Sampling, seed: int = 0, prefill: str = "", desc: str = "generate",
                  progress: bool = True) -> list[Completion]:
@@ -371,6 +360,15 @@ class VLLMGenerator:
             self.close()
         except Exception:
             pass
+
+
+@register("backend", "vllm")
+def vllm_backend(cfg, base_path: str, checkpoint: str | None = None, kind: str = "base",
+                 trust_remote_code: bool = False) -> VLLMGenerator:
+    """The engine always loads the base model; a trained one is swapped in (LoRA merged, or a full fine-tune)."""
+    gen = VLLMGenerator(base_path, cfg, trust_remote_code)
+    gen.use_weights(checkpoint, kind)
+    return gen
 
 
 if __name__ == "__main__":   # a `_Worker` child: serve on the socket whose descriptor the parent passed

@@ -14,6 +14,7 @@ from s2d.registry import register
 
 class Filter:
     uses_labels = False
+    version = 1   # bump when the rule changes what it keeps (folded into the distillation-set key)
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -26,8 +27,9 @@ class Filter:
             raise UserError(f"filter.samples_per_input={self.samples_per_input} needs filter.temperature > 0 "
                             "(greedy samples are all the same)")
 
-    def choose(self, ctx, task, items, records) -> dict[str, tuple[str, str] | None]:
-        """item id -> (final answer, the System 2 output that gave it), or None when the input is dropped."""
+    def choose(self, service, task, items, records) -> dict[str, tuple[str, str] | None]:
+        """item id -> (final answer, the System 2 output that gave it), or None when the input is dropped.
+        `service` (a `GenerationService`) is for filters that call the model themselves (USC, perturbation)."""
         chosen = {}
         for item in items:
             outputs = [r["output"] for r in records[item.id]]

@@ -11,8 +11,7 @@ from __future__ import annotations
 from s2d.cache import plain
 from s2d.curation.filters import Filter
 from s2d.errors import UserError
-from s2d.generation import run_technique_cached
-from s2d.registry import build, register
+from s2d.registry import register
 
 
 def agreeing(original: list[str | None], perturbed: list[str | None]) -> str | None:
@@ -23,16 +22,14 @@ def agreeing(original: list[str | None], perturbed: list[str | None]) -> str | N
 
 @register("filter", "perturbation")
 class Perturbation(Filter):
-    def choose(self, ctx, task, items, records):
-        from s2d.stages.generate import key_payload
+    def choose(self, service, task, items, records):
         perturbed = [task.perturb(item) for item in items]
         if any(p is None for p in perturbed):
             raise UserError(f"filter=perturbation needs a task with an answer-preserving perturbation; task "
                             f"'{task.name}' has none (valid: mtbench_judge); use filter=majority or filter=usc")
-        technique = build("technique", ctx.cfg.technique, task=task)
-        result = run_technique_cached(ctx, "train-perturbed", technique, perturbed, self.samples_per_input,
-                                      self.temperature, self.top_p, {**key_payload(ctx), "perturbed": True,
-                                                                     "filter": plain(self.cfg)})
+        result = service.run("train-perturbed", service.technique, perturbed, self.samples_per_input,
+                             self.temperature, self.top_p, {**service.pool_payload, "perturbed": True,
+                                                            "filter": plain(self.cfg)})
         chosen = {}
         for item, twin in zip(items, perturbed):
             outputs = [r["output"] for r in records[item.id]]

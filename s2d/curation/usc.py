@@ -12,10 +12,9 @@ from __future__ import annotations
 import random
 import re
 
-from s2d.cache import plain
+from s2d.cache import code_versions, plain
 from s2d.curation.filters import Filter
 from s2d.errors import check_positive
-from s2d.generation import run_technique_cached
 from s2d.registry import register
 from s2d.tasks.base import Item
 from s2d.techniques.chain import Chain, single_call
@@ -61,9 +60,9 @@ class UniversalSelfConsistency(Filter):
             limit = min(limit, getattr(gen, "max_model_len", None) or limit)   # a vLLM engine's context
         return int(limit) - int(self.cfg.max_new_tokens)
 
-    def plan(self, ctx, task, items, records):
+    def plan(self, service, task, items, records):
         """Per input: ("usc", the USC pseudo-item) or ("random", the chosen output)."""
-        gen = ctx.generator()
+        gen = service.generator()
         limit = self.prompt_limit(gen)
 
         def fits(item, subset):
@@ -76,21 +75,22 @@ class UniversalSelfConsistency(Filter):
             outputs = [r["output"] for r in records[item.id]]
             subset = fit_answers(outputs, self.sizes, lambda s: fits(item, s))
             if subset is None:   # the paper: "select an answer randomly if 10 generated answers are still too long"
-                rng = random.Random(f"{ctx.cfg.seed}-{item.id}")
+                rng = random.Random(f"{service.seed}-{item.id}")
                 plans[item.id] = ("random", rng.choice(outputs))
             else:
                 plans[item.id] = ("usc", Item(item.id, item.question, item.answer,
                                               {**item.fields, "answers": format_answers(subset), "n": len(subset)}))
         return plans
 
-    def choose(self, ctx, task, items, records):
-        plans = self.plan(ctx, task, items, records)
+    def choose(self, service, task, items, records):
+        plans = self.plan(service, task, items, records)
         usc_items = [p for kind, p in plans.values() if kind == "usc"]
         composed = {}
         if usc_items:
-            result = run_technique_cached(ctx, "usc", self.usc_technique(), usc_items, 1, 0.0, 1.0,
-                                          {"generations": ctx.outputs["generate"]["key"], "filter": plain(self.cfg),
-                                           "model": ctx.model_identity, "items": [i.id for i in usc_items]})
+            result = service.run("usc", self.usc_technique(), usc_items, 1, 0.0, 1.0,
+                                 {"generations": service.pool_key, "filter": plain(self.cfg),
+                                  **code_versions(filter=self),
+                                  "model": service.model_identity, "items": [i.id for i in usc_items]})
             composed = {i.id: final_text(result.records[i.id][0]["output"]) for i in usc_items}
         chosen = {}
         for item in items:

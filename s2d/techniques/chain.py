@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from s2d.backends.hf import Sampling
+from s2d.backends.base import Sampling
 from s2d.errors import UserError, check_positive
 from s2d.registry import register
 
@@ -16,10 +16,11 @@ class Technique:
     """A System 2 program over a generator. `run` returns one trace per input:
     {"calls": [{"step", "prompt", "output", "tokens"}...], "output": final text, "tokens": sum over calls}."""
 
-    def __init__(self, cfg, task=None):
+    version = 1   # bump when the program changes what it generates (folded into every cache key)
+
+    def __init__(self, cfg):
         self.cfg = cfg
         self.name = cfg.name
-        self.task = task
 
     def run(self, gen, inputs: list[dict], temperature: float, top_p: float, seed: int) -> list[dict]:
         """`inputs`: one dict per input, `{"question": ..., **task fields}` (see `Item.inputs`)."""
@@ -44,8 +45,8 @@ def trace(calls: list[dict], output: str | None = None) -> dict:
 
 @register("technique", "chain")
 class Chain(Technique):
-    def __init__(self, cfg, task=None):
-        super().__init__(cfg, task)
+    def __init__(self, cfg):
+        super().__init__(cfg)
         if not cfg.steps:
             raise UserError(f"technique '{cfg.name}' has no steps")
         for step in cfg.steps:

@@ -2,9 +2,15 @@
 The engine itself runs for real in tests/integration/test_vllm.py."""
 from omegaconf import OmegaConf
 
-from s2d.backends.hf import Sampling
-from s2d.backends.vllm_backend import (completions_from_outputs, cpu_binding, cpu_env, engine_kwargs, request_seeds,
-                                       sampling_kwargs)
+from s2d.backends.base import Sampling
+from s2d.backends.vllm_backend import (
+    completions_from_outputs,
+    cpu_binding,
+    cpu_env,
+    engine_kwargs,
+    request_seeds,
+    sampling_kwargs,
+)
 
 CFG = OmegaConf.load("conf/backend/vllm.yaml")
 

@@ -50,7 +50,8 @@ def test_end_to_end_then_rerun_is_fully_cached(s2d, tmp_path):
 def test_lora_adapter_is_evaluated_unmerged(s2d, models_dir):
     from peft import PeftModel
 
-    from s2d.backends.hf import HFGenerator, Sampling
+    from s2d.backends.base import Sampling
+    from s2d.backends.hf import HFGenerator
 
     _, results, run_dir = s2d(*tiny_args("system1", "none", extra=["backend=hf"]), "logger=none")
     checkpoint = (run_dir / "checkpoint").resolve()

@@ -48,7 +48,8 @@ def test_pipeline_runs_on_one_vllm_engine(s2d, cache_dir, models_dir):
     assert any(served[i]["output"] != base[i] for i in base), "the trained weights never reached the engine"
 
     # The adapter merged into the engine answers as the HF backend does with the adapter unmerged (greedy, fp32).
-    from s2d.backends.hf import HFGenerator, Sampling
+    from s2d.backends.base import Sampling
+    from s2d.backends.hf import HFGenerator
     model = next(p for p in Path(models_dir).iterdir() if p.name.startswith("smollm2"))
     hf = HFGenerator(str(model), dtype="float32", adapter_path=str((run_dir / "checkpoint.none").resolve()))
     ids = sorted(served)

