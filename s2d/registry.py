@@ -38,7 +38,7 @@ def _import_all(kind: str) -> None:
         importlib.import_module(f"{pkg.__name__}.{mod.name}")
 
 
-def build(kind: str, cfg, **kwargs):
+def build(kind: str, cfg, /, **kwargs):
     """Instantiate the registered class (or call the factory) named by `cfg.impl` with the config (and kwargs)."""
     _import_all(kind)
     check_choice(f"{kind} implementation (impl)", cfg.impl, REGISTRIES[kind])

@@ -12,3 +12,11 @@ def test_single_process_needs_no_launcher_and_multi_gpu_uses_accelerate(tmp_path
     own = tmp_path / "my.yaml"
     assert str(own) in accelerate_command({"num_processes": 2, "accelerate_config": str(own)}, "s", "python")
     assert "--config_file" not in accelerate_command({"num_processes": 2}, "s", "python")
+
+
+def test_training_process_backs_large_blocks_with_huge_pages_and_keeps_user_tunables():
+    from s2d.stages.train import training_env
+    assert training_env({})["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
+    env = training_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "PATH": "/bin"})
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1" and env["PATH"] == "/bin"
+    assert training_env({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
