@@ -81,7 +81,8 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 class JsonlStore:
-    """Append-only JSON-lines file of records keyed by `key_field`; tolerant of a torn last line."""
+    """Append-only JSON-lines file of records keyed by `key_field`; tolerant of a torn last line and of damaged
+    records anywhere (a disk error, a copy cut short): those are dropped, so their items are generated again."""
 
     def __init__(self, path: str | os.PathLike, key_field: str = "id"):
         self.path = Path(path)
@@ -99,13 +100,27 @@ class JsonlStore:
                 f.truncate(data.rfind(b"\n") + 1)
 
     def load(self) -> dict[str, dict]:
+        """Every intact record. Damaged lines are reported in one line naming the file and removed from it
+        (atomically), so the caller regenerates exactly those records and the warning is not repeated."""
         records: dict[str, dict] = {}
-        if self.path.exists():
-            with open(self.path) as f:
-                for line in f:
-                    if line.strip():
-                        rec = json.loads(line)
-                        records[rec[self.key_field]] = rec
+        if not self.path.exists():
+            return records
+        lines = self.path.read_text(errors="replace").splitlines()
+        kept, damaged = [], []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                records[rec[self.key_field]] = rec
+                kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                damaged.append(number)
+        if damaged:
+            shown = ", ".join(map(str, damaged[:5])) + (", ..." if len(damaged) > 5 else "")
+            print(f"[s2d] WARNING: {self.path}: {len(damaged)} damaged record(s) dropped (line {shown}); "
+                  "they are generated again", flush=True)
+            atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
         return records
 
     def append(self, records: Iterable[dict]) -> None:

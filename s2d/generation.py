@@ -2,7 +2,7 @@
 
 Records are keyed `<item id>#<sample>`. Items are processed in chunks of `backend.batch_size` inputs and each
 chunk is appended as soon as it is done, so a killed run loses at most one chunk and a rerun generates only what
-is missing. Chunk boundaries (and so sampling seeds) do not move on resume, so a resumed run gives the same records.
+is missing (down to one item-sample where a damaged record was dropped). Chunk boundaries (and so sampling seeds) do not move on resume, so a resumed run gives the same records.
 """
 from __future__ import annotations
 
@@ -70,8 +70,11 @@ def _run_locked(service, label, technique, items, n_samples, temperature, top_p,
     done = store.load()
     wanted = [(item, s) for item in items for s in range(n_samples)]
     digests = {item.id: input_hash(item) for item in items}
-    missing_items = [item for item in items
-                     if not all(_is_done(done, item, s, digests[item.id]) for s in range(n_samples))]
+    # Item-samples to generate: all of an item's samples on a fresh or resumed run; only the lost ones where a
+    # damaged record was dropped.
+    missing = {item.id: [s for s in range(n_samples) if not _is_done(done, item, s, digests[item.id])]
+               for item in items}
+    missing_items = [item for item in items if missing[item.id]]
     generated = 0
     if missing_items:
         gen = (gen_factory or service.generator)()
@@ -79,7 +82,7 @@ def _run_locked(service, label, technique, items, n_samples, temperature, top_p,
         bar = tqdm(total=len(missing_items), desc=f"{label}: {technique.name}", unit="input")
         for start in range(0, len(missing_items), chunk):
             part = missing_items[start:start + chunk]
-            expanded = [(item, s) for item in part for s in range(n_samples)]
+            expanded = [(item, s) for item in part for s in missing[item.id]]
             # Seed from the chunk's first item id: the same chunk gets the same samples on a resumed run.
             seed = int(service.seed) * 1_000_003 + zlib.crc32(part[0].id.encode())
             traces = technique.run(gen, [item.inputs() for item, _ in expanded], temperature, top_p, seed)
