@@ -1,7 +1,10 @@
 """Weights & Biases lifecycle: one run per Hydra job, closed even when the job fails.
 
 Offline when no API key is configured (never crash for want of network; `wandb sync` later), online when the user
-is logged in, off with `logger=none`. results.json stays the record of truth; W&B mirrors it.
+is logged in, off with `logger=none`. results.json stays the record of truth; W&B mirrors it, and never takes a
+run down: an online start that cannot reach the server within `logger.init_timeout` seconds falls back to offline
+with one line saying so, and a failure while logging or finishing is one warning line (results.json and every
+artefact are written before W&B is touched at the end of a run).
 """
 from __future__ import annotations
 
@@ -51,17 +54,37 @@ class Tracker:
         run_id = cache_key({"project": str(cfg.logger.project), "group": self.group,
                             "overrides": identity.get("overrides", [])}, length=12)
         # API keys never go into the config we log: only the resolved experiment config.
-        self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.entity, group=self.group,
-                              job_type="distill", name=str(cfg.name), config=plain(cfg), dir=str(run_dir),
-                              id=run_id, resume="allow", mode=mode, reinit="finish_previous",
-                              settings=wandb.Settings(silent=True))
+        init = dict(project=cfg.logger.project, entity=cfg.logger.entity, group=self.group, job_type="distill",
+                    name=str(cfg.name), config=plain(cfg), dir=str(run_dir), id=run_id, resume="allow",
+                    reinit="finish_previous")
+        timeout = float(cfg.logger.get("init_timeout") or 30)
+        try:
+            self.run = wandb.init(**init, mode=mode, settings=wandb.Settings(silent=True, init_timeout=timeout))
+        except Exception as e:   # wandb raises CommError, UsageError, TimeoutError, ... for an unreachable server
+            if mode != "online":
+                raise
+            mode = "offline"
+            wandb.teardown()   # the failed start still holds the run id in wandb's service process
+            self.run = wandb.init(**init, mode="offline", settings=wandb.Settings(silent=True))
+            where = os.environ.get("WANDB_BASE_URL", "the W&B server")
+            print(f"[s2d] W&B: cannot reach {where} within {timeout:.0f}s ({type(e).__name__}: "
+                  f"{first_line(e)}); logging offline instead: upload later with `wandb sync "
+                  f"{Path(self.run.dir).parent}`", flush=True)
         self.info = {"project": str(cfg.logger.project), "group": self.group, "id": self.run.id, "mode": mode}
         print(f"[s2d] W&B run {self.run.id} ({mode}, group {self.group}) in {run_dir / 'wandb'}", flush=True)
 
     def log_results(self, results: dict, eval_samples: dict, distill_set: list[dict], distill_path: str | None,
                     log_adapter_path: str | None = None) -> None:
+        """Mirror results.json into the run; a failure is one warning line, never the run's end."""
         if self.run is None:
             return
+        try:
+            self._log_results(results, eval_samples, distill_set, distill_path, log_adapter_path)
+        except Exception as e:
+            print(f"[s2d] WARNING: W&B logging failed ({type(e).__name__}: {first_line(e)}); results.json is "
+                  "complete", flush=True)
+
+    def _log_results(self, results, eval_samples, distill_set, distill_path, log_adapter_path) -> None:
         wandb = self.wandb
         self.run.summary.update(flatten({k: v for k, v in results.items() if k != "run"}))
         tables = {"samples": self._samples_table(eval_samples), "distill_set": self._distill_table(distill_set)}
@@ -106,5 +129,13 @@ class Tracker:
 
     def finish(self, exit_code: int = 0) -> None:
         if self.run is not None:
-            self.run.finish(exit_code=exit_code)
+            try:
+                self.run.finish(exit_code=exit_code)
+            except Exception as e:
+                print(f"[s2d] WARNING: W&B could not finish the run ({type(e).__name__}: {first_line(e)}); "
+                      f"its local files are in {self.run.dir}", flush=True)
             self.run = None
+
+
+def first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:200]
