@@ -28,7 +28,7 @@ def run(ctx) -> Trained:
 def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) -> Trained:
     cfg = ctx.cfg.training
     key = cache_key({"kind": "train", "version": 1, "distill_set": distill_key,
-                     "model": ctx.model_identity["path"], "training": plain(cfg), "seed": int(ctx.cfg.seed)})
+                     "model": ctx.model_identity["path"], "training": key_config(cfg), "seed": int(ctx.cfg.seed)})
     target = Path(ctx.cache_dir) / "checkpoints" / key
     if not examples:
         print("[s2d] WARNING: curation kept no examples; nothing to train, the distilled model is the base model",
@@ -43,6 +43,14 @@ def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) ->
     _link(ctx.run_dir / link_name, target)
     return Trained(path=str(target), key=key, cached=cached, method=cfg.method,
                    info={"key": key, "trained": True, "examples": len(examples)})
+
+
+# How often to checkpoint changes where a killed run resumes, not what it trains: not part of the checkpoint key.
+RESUME_ONLY = ("save_steps",)
+
+
+def key_config(training_cfg) -> dict:
+    return {k: v for k, v in plain(training_cfg).items() if k not in RESUME_ONLY}
 
 
 def train_spec(ctx, examples: list[dict], target: Path) -> dict:
@@ -132,10 +140,17 @@ def train(spec: dict) -> None:
         max_length=max_length, completion_only_loss=True,
         gradient_checkpointing=False,   # TRL turns it on by default; it costs ~25% on small models
         bf16=on_gpu, use_cpu=not on_gpu, dataloader_pin_memory=on_gpu,
-        logging_steps=max(1, total // 10), save_strategy="no", report_to="none")
+        logging_steps=max(1, total // 10), report_to="none",
+        # Checkpoints (weights, optimizer, scheduler, RNG, step) in the staging folder, whose name is the key's:
+        # a killed run's successor with the same key resumes from the last one instead of from step 0.
+        save_strategy="steps" if int(cfg.get("save_steps") or 0) > 0 else "no",
+        save_steps=int(cfg.get("save_steps") or 0) or 500, save_total_limit=1)
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                          peft_config=peft_config)
-    result = trainer.train()
+    last = last_checkpoint(staging_root / "trainer")
+    if last:
+        print(f"[s2d] training resumes from {last} (step {last.name.split('-')[-1]} of {total})", flush=True)
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     staging = staging_root / "out"
     trainer.save_model(str(staging))       # every process takes part (FSDP gathers); the main one writes
     if not trainer.accelerator.is_main_process:
@@ -143,11 +158,18 @@ def train(spec: dict) -> None:
     tokenizer.save_pretrained(str(staging))
     atomic_write_json(staging / "s2d_train.json", {"method": cfg["method"], "examples": len(examples),
                                                    "steps": result.global_step, "train_loss": result.training_loss,
+                                                   "resumed_from_step": int(last.name.split("-")[-1]) if last else 0,
                                                    "log_history": trainer.state.log_history})
     if target.exists():          # a previous run died after rename? it had no s2d_train.json: replace
         shutil.rmtree(target)
     os.replace(staging, target)  # atomic: the checkpoint appears complete or not at all
     shutil.rmtree(staging_root, ignore_errors=True)
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete `checkpoint-<step>` a killed run left (transformers writes `trainer_state.json` last)."""
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 def fitting_max_length(tokenizer, examples: list[dict], configured: int) -> int:
