@@ -31,6 +31,16 @@ def cache_key(payload: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def keyed(cache_dir: str | os.PathLike, payload: dict) -> str:
+    """`cache_key(payload)`, with the payload recorded once under `<cache_dir>/index/<key>.json`, so that
+    `s2d-cache list` can say what each cache entry was made from."""
+    key = cache_key(payload)
+    index = Path(cache_dir) / "index" / f"{key}.json"
+    if not index.exists():
+        atomic_write_json(index, payload)
+    return key
+
+
 def code_versions(**plugins) -> dict:
     """The code versions of the plugins a cached result depends on (a task's extraction, a technique's program, a
     filter's rule), for its key. Each plugin class has `version = 1`; bump it when a change alters outputs (say

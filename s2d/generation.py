@@ -13,7 +13,7 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
-from s2d.cache import JsonlStore, cache_key, locked
+from s2d.cache import JsonlStore, cache_key, keyed, locked
 
 
 @dataclass
@@ -46,8 +46,8 @@ class GenerationService:
 
 def run_technique_cached(service: GenerationService, label: str, technique, items, n_samples: int,
                          temperature: float, top_p: float, key_payload: dict, gen_factory=None) -> GenerationResult:
-    key = cache_key({"kind": "generations", "version": 1, **key_payload,
-                     "n_samples": n_samples, "temperature": temperature, "top_p": top_p})
+    key = keyed(service.cache_dir, {"kind": "generations", "version": 1, **key_payload,
+                                    "n_samples": n_samples, "temperature": temperature, "top_p": top_p})
     path = Path(service.cache_dir) / "generations" / f"{label}-{key}" / "records.jsonl"
     with locked(path):   # sibling jobs of a parallel sweep wait here, then read what this one generated
         return _run_locked(service, label, technique, items, n_samples, temperature, top_p, key, path, gen_factory)

@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 
 from s2d.broad_data import SHIPPED, count_docs, prepare_tasks
-from s2d.cache import atomic_write_json, cache_key, locked, plain, read_json
+from s2d.cache import atomic_write_json, keyed, locked, plain, read_json
 from s2d.errors import check_choice
 from s2d.outputs import BroadScores
 
@@ -31,13 +31,13 @@ def run(ctx) -> BroadScores:
     plan = make_plan(ctx.cache_dir, bcfg, int(ctx.cfg.data.seed))
     # Scores depend on the model and lm-eval's model type (in the plan), not on the generation backend.
     model = {k: v for k, v in ctx.model_identity.items() if k != "engine"}
-    base_key = cache_key({"kind": "broad", "version": 1, "model": model, "plan": plan})
+    base_key = keyed(ctx.cache_dir, {"kind": "broad", "version": 1, "model": model, "plan": plan})
     base, base_cached = evaluate_cached(ctx, base_key, plan, ctx.model_path, None)
     train = ctx.trained
     if train.path is None:          # nothing was trained: the distilled model is the base model
         distilled, dist_cached = base, True
     else:
-        dist_key = cache_key({"kind": "broad", "version": 1, "checkpoint": train.key, "plan": plan})
+        dist_key = keyed(ctx.cache_dir, {"kind": "broad", "version": 1, "checkpoint": train.key, "plan": plan})
         lora = ctx.cfg.training.method == "lora"
         distilled, dist_cached = evaluate_cached(ctx, dist_key, plan,
                                                  ctx.model_path if lora else train.path,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from s2d.cache import atomic_write_json, cache_key, code_versions, plain, read_json
+from s2d.cache import atomic_write_json, code_versions, keyed, plain, read_json
 from s2d.outputs import Curated
 from s2d.registry import build
 
@@ -40,10 +40,10 @@ def ablation_filter_cfg(filter_cfg, name: str):
 
 def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
     filt = filt or build("filter", filter_cfg)
-    key = cache_key({"kind": "curate", "version": 1, "generations": ctx.generated.key,
-                     "filter": plain(filter_cfg), "task": plain(ctx.cfg.task),
-                     **code_versions(task=ctx.task, filter=filt),
-                     "items": [i.id for i in ctx.train_items]})
+    key = keyed(ctx.cache_dir, {"kind": "curate", "version": 1, "generations": ctx.generated.key,
+                                "filter": plain(filter_cfg), "task": plain(ctx.cfg.task),
+                                **code_versions(task=ctx.task, filter=filt),
+                                "items": [i.id for i in ctx.train_items]})
     path = Path(ctx.cache_dir) / "distill_sets" / f"{key}.json"
     cached = path.exists()
     if cached:

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from s2d.cache import cache_key, locked, plain
+from s2d.cache import keyed, locked, plain
 from s2d.outputs import Trained
 
 
@@ -27,8 +27,9 @@ def run(ctx) -> Trained:
 
 def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) -> Trained:
     cfg = ctx.cfg.training
-    key = cache_key({"kind": "train", "version": 1, "distill_set": distill_key,
-                     "model": ctx.model_identity["path"], "training": key_config(cfg), "seed": int(ctx.cfg.seed)})
+    key = keyed(ctx.cache_dir, {"kind": "train", "version": 1, "distill_set": distill_key,
+                                "model": ctx.model_identity["path"], "training": key_config(cfg),
+                                "seed": int(ctx.cfg.seed)})
     target = Path(ctx.cache_dir) / "checkpoints" / key
     if not examples:
         print("[s2d] WARNING: curation kept no examples; nothing to train, the distilled model is the base model",
