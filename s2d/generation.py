@@ -2,7 +2,8 @@
 
 Records are keyed `<item id>#<sample>`. Items are processed in chunks of `backend.batch_size` inputs and each
 chunk is appended as soon as it is done, so a killed run loses at most one chunk and a rerun generates only what
-is missing (down to one item-sample where a damaged record was dropped). Chunk boundaries (and so sampling seeds) do not move on resume, so a resumed run gives the same records.
+is missing (down to one item-sample where a damaged record was dropped). Chunk boundaries (and so sampling seeds)
+do not move on resume, so a resumed run gives the same records.
 """
 from __future__ import annotations
 

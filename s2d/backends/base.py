@@ -69,3 +69,11 @@ def resolve_dtype(dtype: str) -> str:
         return dtype
     import torch
     return "bfloat16" if torch.cuda.is_available() or cpu_has_fast_bf16() else "float32"
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """An out-of-memory error of any device: torch's own type, or the messages accelerate's
+    `find_executable_batch_size` recognises (CUDA, XPU, MPS, CPU allocator)."""
+    import torch
+    from accelerate.utils.memory import should_reduce_batch_size
+    return isinstance(error, torch.OutOfMemoryError) or should_reduce_batch_size(error)

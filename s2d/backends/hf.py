@@ -7,13 +7,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from s2d.backends.base import (
-    Completion,
-    Sampling,
-    chat_prompt,
-    resolve_dtype,
-    stop_token_ids,
-)
+from s2d.backends.base import Completion, Sampling, chat_prompt, is_out_of_memory, resolve_dtype, stop_token_ids
 from s2d.registry import register
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -61,26 +55,43 @@ class HFGenerator:
         """Complete each user message in `prompts` (chat template applied); batches of `batch_size`."""
         out: list[Completion] = []
         bar = tqdm(total=len(prompts), desc=desc, unit="seq", disable=not progress, leave=False)
-        tokens, start = 0, time.perf_counter()
-        for b in range(0, len(prompts), self.batch_size):
+        tokens, start, b = 0, time.perf_counter(), 0
+        while b < len(prompts):
             batch = [self.chat_prompt(p, prefill) for p in prompts[b:b + self.batch_size]]
-            enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-            kwargs = dict(max_new_tokens=sampling.max_new_tokens, eos_token_id=self.stop_ids,
-                          pad_token_id=self.tokenizer.pad_token_id)
-            if sampling.greedy:
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            else:
-                torch.manual_seed(seed + b)
-                kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-            gen = self.model.generate(**enc, **kwargs)[:, enc["input_ids"].shape[1]:]
-            for row in gen:
-                n = self._count(row)
-                out.append(Completion(self.tokenizer.decode(row[:n], skip_special_tokens=True).strip(), n))
-                tokens += n
+            try:
+                done = self._generate_batch(batch, sampling, seed + b)
+            except RuntimeError as e:   # torch.OutOfMemoryError is one
+                if not is_out_of_memory(e) or self.batch_size == 1:
+                    raise
+                self.batch_size //= 2
+                print(f"[s2d] out of memory generating {len(batch)} sequences at once; retrying at "
+                      f"backend.batch_size={self.batch_size}", flush=True)
+                if self.device == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            out += done
+            tokens += sum(c.tokens for c in done)
+            b += len(batch)
             bar.update(len(batch))
             bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):.0f}")
         bar.close()
         return out
+
+    def _generate_batch(self, batch: list[str], sampling: Sampling, seed: int) -> list[Completion]:
+        enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens, eos_token_id=self.stop_ids,
+                      pad_token_id=self.tokenizer.pad_token_id)
+        if sampling.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            torch.manual_seed(seed)
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        gen = self.model.generate(**enc, **kwargs)[:, enc["input_ids"].shape[1]:]
+        completions = []
+        for row in gen:
+            n = self._count(row)
+            completions.append(Completion(self.tokenizer.decode(row[:n], skip_special_tokens=True).strip(), n))
+        return completions
 
 
 @register("backend", "hf")

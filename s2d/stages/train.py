@@ -104,14 +104,53 @@ def accelerate_command(training: dict, spec_path: str, python: str) -> list[str]
 
 
 def train(spec: dict) -> None:
+    """Fine-tune, retrying at half the batch size (twice the accumulation: the same effective batch) when a batch
+    does not fit in memory, then move the finished model into the cache atomically."""
+    from s2d.backends.base import is_out_of_memory
+    from s2d.cache import atomic_write_json
+
+    cfg, target = dict(spec["training"]), Path(spec["target"])
+    while True:
+        try:
+            trainer, result, last, tokenizer = fit(spec, cfg)
+            break
+        except RuntimeError as e:   # torch.OutOfMemoryError is one
+            if not is_out_of_memory(e) or int(cfg["batch_size"]) == 1:
+                raise
+            cfg["batch_size"], cfg["grad_accum"] = int(cfg["batch_size"]) // 2, int(cfg["grad_accum"]) * 2
+            print(f"[s2d] out of memory training; retrying at training.batch_size={cfg['batch_size']} "
+                  f"x grad_accum={cfg['grad_accum']} (the same effective batch)", flush=True)
+            _free_gpu_memory()
+    staging = staging_folder(target) / "out"
+    trainer.save_model(str(staging))       # every process takes part (FSDP gathers); the main one writes
+    if not trainer.accelerator.is_main_process:
+        return
+    tokenizer.save_pretrained(str(staging))
+    atomic_write_json(staging / "s2d_train.json", {"method": cfg["method"], "examples": len(spec["examples"]),
+                                                   "steps": result.global_step, "train_loss": result.training_loss,
+                                                   "resumed_from_step": int(last.name.split("-")[-1]) if last else 0,
+                                                   "batch_size": int(cfg["batch_size"]),
+                                                   "grad_accum": int(cfg["grad_accum"]),
+                                                   "log_history": trainer.state.log_history})
+    if target.exists():          # a previous run died after rename? it had no s2d_train.json: replace
+        shutil.rmtree(target)
+    os.replace(staging, target)  # atomic: the checkpoint appears complete or not at all
+    shutil.rmtree(staging_folder(target), ignore_errors=True)
+
+
+def staging_folder(target: Path) -> Path:
+    # Every process of a multi-process run writes to the same staging folder name, so it must not be random.
+    return target.parent / f".{target.name}.staging"
+
+
+def fit(spec: dict, cfg: dict):
+    """One training attempt with batch size and accumulation from `cfg`: (trainer, result, resumed-from, tok)."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from s2d.cache import atomic_write_json
-
-    cfg, examples, target = spec["training"], spec["examples"], Path(spec["target"])
+    examples, target = spec["examples"], Path(spec["target"])
     on_gpu = torch.cuda.is_available()
     # Conversational prompt-completion rows: TRL applies the tokenizer's chat template exactly as generation does
     # and puts the loss on the completion (the answer) only.
@@ -129,8 +168,7 @@ def train(spec: dict) -> None:
         peft_config = LoraConfig(r=int(lora["r"]), lora_alpha=int(lora["alpha"]), lora_dropout=float(lora["dropout"]),
                                  target_modules=lora["target_modules"], task_type="CAUSAL_LM")
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Every process of a multi-process run writes to the same staging folder name, so it must not be random.
-    staging_root = target.parent / f".{target.name}.staging"
+    staging_root = staging_folder(target)
     steps_per_epoch = -(-len(examples) // (int(cfg["batch_size"]) * int(cfg["grad_accum"])))
     total = int(cfg["max_steps"]) if int(cfg["max_steps"]) > 0 else steps_per_epoch * int(cfg["epochs"])
     args = SFTConfig(
@@ -152,19 +190,16 @@ def train(spec: dict) -> None:
     if last:
         print(f"[s2d] training resumes from {last} (step {last.name.split('-')[-1]} of {total})", flush=True)
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    staging = staging_root / "out"
-    trainer.save_model(str(staging))       # every process takes part (FSDP gathers); the main one writes
-    if not trainer.accelerator.is_main_process:
-        return
-    tokenizer.save_pretrained(str(staging))
-    atomic_write_json(staging / "s2d_train.json", {"method": cfg["method"], "examples": len(examples),
-                                                   "steps": result.global_step, "train_loss": result.training_loss,
-                                                   "resumed_from_step": int(last.name.split("-")[-1]) if last else 0,
-                                                   "log_history": trainer.state.log_history})
-    if target.exists():          # a previous run died after rename? it had no s2d_train.json: replace
-        shutil.rmtree(target)
-    os.replace(staging, target)  # atomic: the checkpoint appears complete or not at all
-    shutil.rmtree(staging_root, ignore_errors=True)
+    return trainer, result, last, tokenizer
+
+
+def _free_gpu_memory() -> None:
+    import gc
+
+    import torch
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def last_checkpoint(folder: Path) -> Path | None:

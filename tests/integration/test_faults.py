@@ -41,3 +41,59 @@ def test_training_killed_midway_resumes_from_its_last_checkpoint(s2d, s2d_env, c
     trained = json.loads((run_dir / "checkpoint" / "s2d_train.json").read_text())
     assert trained["resumed_from_step"] >= 2 and trained["steps"] == 8
     assert not list(cache_dir.glob("checkpoints/.*.staging"))   # the staging folder is gone, the checkpoint atomic
+
+
+def test_out_of_memory_in_generation_retries_at_half_the_batch(models_dir, capsys):
+    """An injected OOM on any batch wider than 2: the HF backend halves its batch until it fits, says so once per
+    halving, and returns the same greedy outputs as a run that never ran out of memory."""
+    import torch
+
+    from s2d.backends.base import Sampling
+    from s2d.backends.hf import HFGenerator
+    from s2d.models import resolve_model_path
+    from tests.test_config import _compose
+
+    path = resolve_model_path(_compose([]).model, models_dir)
+    prompts = [f"Say the number {k}." for k in range(6)]
+    reference = HFGenerator(path, batch_size=8).generate(prompts, Sampling(max_new_tokens=6), progress=False)
+    gen = HFGenerator(path, batch_size=8)
+    real = gen.model.generate
+
+    def tight(**kw):
+        if kw["input_ids"].shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
+        return real(**kw)
+    gen.model.generate = tight
+    assert gen.generate(prompts, Sampling(max_new_tokens=6), progress=False) == reference
+    out = capsys.readouterr().out
+    assert "retrying at backend.batch_size=4" in out and "retrying at backend.batch_size=2" in out
+    assert gen.batch_size == 2
+
+
+def test_out_of_memory_in_training_retries_at_half_the_batch(models_dir, tmp_path, monkeypatch, capsys):
+    import json
+
+    import torch
+    import trl
+
+    from s2d.models import resolve_model_path
+    from s2d.stages.train import train
+    from tests.test_config import _compose
+
+    real = trl.SFTTrainer.train
+
+    def tight(self, *a, **kw):
+        if self.args.per_device_train_batch_size > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB (injected)")
+        return real(self, *a, **kw)
+    monkeypatch.setattr(trl.SFTTrainer, "train", tight)
+    cfg = _compose(["training.batch_size=8", "training.max_steps=1", "training.save_steps=0"])
+    from s2d.cache import plain
+    examples = [{"prompt": f"What is {k} + 1?", "target": str(k + 1)} for k in range(8)]
+    target = tmp_path / "ckpt"
+    train({"model_path": resolve_model_path(cfg.model, models_dir), "trust_remote_code": False,
+           "training": plain(cfg.training), "seed": 0, "examples": examples, "target": str(target)})
+    out = capsys.readouterr().out
+    assert "retrying at training.batch_size=4 x grad_accum=2" in out and "training.batch_size=2 x grad_accum=4" in out
+    record = json.loads((target / "s2d_train.json").read_text())
+    assert (record["batch_size"], record["grad_accum"], record["steps"]) == (2, 4, 1)
