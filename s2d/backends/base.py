@@ -77,3 +77,14 @@ def is_out_of_memory(error: BaseException) -> bool:
     import torch
     from accelerate.utils.memory import should_reduce_batch_size
     return isinstance(error, torch.OutOfMemoryError) or should_reduce_batch_size(error)
+
+
+def huge_pages_tunables(environ) -> str:
+    """GLIBC_TUNABLES for a child process whose malloc backs large blocks with transparent huge pages. Decoding
+    and training allocate and free vocabulary-sized logits every step; glibc serves those through mmap and the
+    kernel re-faults them 4 KiB at a time (measured on the AMD EPYC: 40% of a CPU LoRA step, 13% of vLLM
+    decoding was kernel time). 2 MiB pages cut the faults ~25x. A tunable the user set is kept."""
+    tunables = [t for t in environ.get("GLIBC_TUNABLES", "").split(":") if t]
+    if not any(t.startswith("glibc.malloc.hugetlb=") for t in tunables):
+        tunables.append("glibc.malloc.hugetlb=1")
+    return ":".join(tunables)
