@@ -55,10 +55,12 @@ def check_group_overrides(argv: list[str]) -> None:
             continue
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
         for v in values:
-            if v not in groups[group] and not (group == "experiment" and v == "null"):
+            if v not in groups[group] and not (group in OVERLAYS and v == "null"):
                 raise UserError(f"unknown {group} '{v}'; valid choices: {', '.join(groups[group])}")
 
 
+# Groups whose files override other groups' values (`# @package _global_`): their keys are checked.
+OVERLAYS = ("experiment", "hparams_search", "debug")
 # Maps whose keys are the user's to choose (benchmark names, template fields), not part of the schema.
 OPEN_MAPS = ("benchmarks.limit_overrides", "task.fields", "task.templates", "task.prompts")
 
@@ -98,7 +100,7 @@ def check_config_keys(argv: list[str]) -> None:
     group_args = _first_values(argv)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         final = compose(config_name="config", overrides=group_args, return_hydra_config=True)
-        choices = {g: c for g, c in final.hydra.runtime.choices.items() if g in groups and g != "experiment"}
+        choices = {g: c for g, c in final.hydra.runtime.choices.items() if g in groups and g not in OVERLAYS}
         base = compose(config_name="config", overrides=[f"{g}={c}" for g, c in choices.items() if c is not None])
     for o in parse_overrides(argv):   # `key=value` on the command line (`+key=value` adds on purpose)
         key = o.key_or_group
@@ -106,13 +108,13 @@ def check_config_keys(argv: list[str]) -> None:
             continue
         if OmegaConf.select(base, key, default=_MISSING) is _MISSING and not key.startswith(OPEN_MAPS):
             raise UserError(f"unknown config key '{key}' on the command line; {_valid_under(base, key)}")
-    experiment = final.hydra.runtime.choices.get("experiment")
-    if experiment:
+    overlays = {g: final.hydra.runtime.choices.get(g) for g in OVERLAYS if final.hydra.runtime.choices.get(g)}
+    if overlays:
         known = set(leaf_keys(base))
         for key in leaf_keys(final):
             if key not in known and not key.startswith(OPEN_MAPS + ("hydra",)):
-                raise UserError(f"unknown config key '{key}' in conf/experiment/{experiment}.yaml; "
-                                f"{_valid_under(base, key)}")
+                files = " or ".join(f"conf/{g}/{c}.yaml" for g, c in overlays.items())
+                raise UserError(f"unknown config key '{key}' in {files}; {_valid_under(base, key)}")
 
 
 _MISSING = object()
@@ -128,7 +130,8 @@ def _valid_under(base, key: str) -> str:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def app(cfg) -> None:
+def app(cfg) -> float | None:
+    """One run; returns `optimized_metric` (a path into results.json) for a Hydra sweeper such as Optuna."""
     from hydra.core.hydra_config import HydraConfig
 
     from s2d.pipeline import prepare, run_stages
@@ -141,7 +144,7 @@ def app(cfg) -> None:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     started, t0 = dt.datetime.now(), time.perf_counter()
     print("[s2d] resolved config:\n" + OmegaConf.to_yaml(cfg, resolve=True), flush=True)
-    tracker, ctx, exit_code = None, None, 1
+    tracker, ctx, exit_code, metric = None, None, 1, None
     try:
         ctx = prepare(cfg, run_dir)
         tracker = Tracker(cfg, run_dir, job_identity(hydra_cfg, multirun))
@@ -155,6 +158,7 @@ def app(cfg) -> None:
                             ctx.trained.path if cfg.logger.get("log_adapter") else None)
         print("\n" + format_table(results), flush=True)
         print(f"[s2d] results: {run_dir / 'results.json'}", flush=True)
+        metric = optimized_metric(cfg, results)
         exit_code = 0
     except UserError as e:
         print(f"s2d: error: {e}", file=sys.stderr, flush=True)
@@ -172,6 +176,22 @@ def app(cfg) -> None:
             tracker.finish(exit_code)
     if exit_code:
         sys.exit(exit_code)
+    return metric
+
+
+def optimized_metric(cfg, results: dict) -> float | None:
+    """`optimized_metric: distilled.accuracy` -> results["distilled"]["accuracy"] (None when not set)."""
+    path = cfg.get("optimized_metric")
+    if not path:
+        return None
+    value = results
+    for part in str(path).split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise UserError(f"optimized_metric '{path}' is not in results.json (e.g. distilled.accuracy, "
+                            "system1.accuracy, distilled.tokens_per_input)")
+        value = value[part]
+    print(f"[s2d] {path} = {value}", flush=True)
+    return float(value)
 
 
 def job_identity(hydra_cfg, multirun: bool) -> dict:

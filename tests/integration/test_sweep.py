@@ -116,3 +116,17 @@ def test_notebook_executes_on_the_sweep(joblib_sweep):
         os.environ.pop("S2D_RUNS")
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "4 runs, 4 failed jobs" in text
+
+
+def test_optuna_search_runs_trials_and_reports_the_best(models_dir, tmp_path):
+    """hparams_search/demo_lora's Optuna sweeper over tiny runs: each trial's app returns distilled.accuracy."""
+    import yaml
+    env = {**os.environ, "S2D_CACHE_DIR": str(tmp_path / "cache"), "S2D_MODELS_DIR": str(models_dir)}
+    proc = _multirun(env, tmp_path, "hparams_search=demo_lora", "debug=tiny", "hydra.sweeper.n_trials=2",
+                     "technique=system1", "filter=none", "hydra.sweep.dir=search")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = sorted((tmp_path / "search").glob("*/results.json"))
+    assert len(runs) == 2 and proc.stdout.count("[s2d] distilled.accuracy = ") == 2
+    best = yaml.safe_load((tmp_path / "search" / "optimization_results.yaml").read_text())
+    assert 0.0 <= best["best_value"] <= 1.0 and set(best["best_params"]) == \
+        {"training.learning_rate", "training.lora.r", "training.epochs"}
