@@ -100,8 +100,12 @@ def check_config_keys(argv: list[str]) -> None:
     group_args = _first_values(argv)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         final = compose(config_name="config", overrides=group_args, return_hydra_config=True)
-        choices = {g: c for g, c in final.hydra.runtime.choices.items() if g in groups and g not in OVERLAYS}
-        base = compose(config_name="config", overrides=[f"{g}={c}" for g, c in choices.items() if c is not None])
+        base = compose(config_name="config", overrides=_base_choices(final, groups))
+        # An overlay's keys are checked against the groups it picks itself too: `experiment=demo benchmarks=none`
+        # switches the benchmarks the demo file sizes (`benchmarks.limit`), which is no typo.
+        own = compose(config_name="config", overrides=[a for a in group_args if a.split("=")[0] in OVERLAYS],
+                      return_hydra_config=True)
+        own_base = compose(config_name="config", overrides=_base_choices(own, groups))
     for o in parse_overrides(argv):   # `key=value` on the command line (`+key=value` adds on purpose)
         key = o.key_or_group
         if key in groups or o.is_add() or o.is_force_add() or o.is_delete():
@@ -110,7 +114,7 @@ def check_config_keys(argv: list[str]) -> None:
             raise UserError(f"unknown config key '{key}' on the command line; {_valid_under(base, key)}")
     overlays = {g: final.hydra.runtime.choices.get(g) for g in OVERLAYS if final.hydra.runtime.choices.get(g)}
     if overlays:
-        known = set(leaf_keys(base))
+        known = set(leaf_keys(base)) | set(leaf_keys(own_base))
         for key in leaf_keys(final):
             if key not in known and not key.startswith(OPEN_MAPS + ("hydra",)):
                 files = " or ".join(f"conf/{g}/{c}.yaml" for g, c in overlays.items())
@@ -118,6 +122,12 @@ def check_config_keys(argv: list[str]) -> None:
 
 
 _MISSING = object()
+
+
+def _base_choices(composed, groups) -> list[str]:
+    """The group choices of a composed config as overrides, without the overlay groups."""
+    return [f"{g}={c}" for g, c in composed.hydra.runtime.choices.items()
+            if g in groups and g not in OVERLAYS and c is not None]
 
 
 def _valid_under(base, key: str) -> str:

@@ -55,6 +55,7 @@ def _s2d(*args):
     (["data.train_sise=3"], "unknown config key 'data.train_sise' on the command line; valid keys under 'data': "
                             "seed, test_size, train_size"),
     (["-m", "seed=0,1", "training.lora.rank=4"], "unknown config key 'training.lora.rank'"),
+    (["experiment=demo", "benchmarks=none", "data.train_sise=3"], "unknown config key 'data.train_sise'"),
 ])
 def test_bad_input_is_one_line_and_nonzero(args, needle):
     r = _s2d(*args)
@@ -86,6 +87,8 @@ def test_a_typo_in_an_experiment_file_is_one_line_naming_key_and_file(tmp_path, 
     for name in config_groups_of(conf)["experiment"]:   # every shipped experiment passes
         if name != "typo":
             s2d.cli.check_config_keys([f"experiment={name}"])
+    # an experiment's keys for a group the command line switched are no typo (demo sizes the quick benchmarks)
+    s2d.cli.check_config_keys(["experiment=demo", "benchmarks=none", "ablations=[]"])
 
 
 def config_groups_of(conf):
