@@ -29,7 +29,8 @@ import time
 from functools import partial
 from multiprocessing.connection import Connection
 
-from s2d.backends.base import Completion, Sampling, chat_prompt, resolve_dtype, stop_token_ids
+from s2d.backends.base import (Completion, Sampling, chat_prompt, huge_pages_tunables, resolve_dtype,
+                               stop_token_ids)
 from s2d.models import merge_lora
 from s2d.registry import register
 
@@ -79,13 +80,16 @@ def cpu_env(cfg, cores: set[int] | None = None) -> dict[str, str]:
     """Environment for vLLM's CPU backend on `cores` (default: every core this process may use). The engine core and
     its executor run inside our worker (one process, so that `_patch_cpu_top_p` reaches the sampler), where vLLM
     would cut torch to 1 thread unless OMP_NUM_THREADS says otherwise; its own multi-process default also keeps one
-    core back for the front end (measured 283 vs 443 tok/s on 2 cores, issue 10)."""
+    core back for the front end (measured 283 vs 443 tok/s on 2 cores, issue 10). Its malloc backs large blocks
+    with transparent huge pages (`huge_pages_tunables`): SmolLM2 on the AMD EPYC went 153 -> 196 tok/s greedy and
+    143 -> 168 sampled (`benchmarks/bench.py --one vllm smollm2_135m`, with and without)."""
     cores = set(cores if cores is not None else os.sched_getaffinity(0))
     return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0",
             "VLLM_CPU_OMP_THREADS_BIND": str(cfg.get("cpu_threads_bind") or cpu_binding(cores)),
             "OMP_NUM_THREADS": str(len(cores)),
             "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-            "VLLM_CPU_KVCACHE_SPACE": str(int(cfg.get("cpu_kvcache_gb") or 2))}
+            "VLLM_CPU_KVCACHE_SPACE": str(int(cfg.get("cpu_kvcache_gb") or 2)),
+            "GLIBC_TUNABLES": huge_pages_tunables(os.environ)}
 
 
 def engine_kwargs(cfg, model_path: str, trust_remote_code: bool, cuda: bool) -> dict:

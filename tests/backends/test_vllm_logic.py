@@ -40,6 +40,7 @@ def test_cpu_binding_names_every_allowed_core():
     assert cpu_binding({5}) == "5"
     env = cpu_env(CFG)
     assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0" and env["VLLM_CPU_OMP_THREADS_BIND"]
+    assert "glibc.malloc.hugetlb=1" in env["GLIBC_TUNABLES"]
     assert cpu_env(OmegaConf.merge(CFG, {"cpu_threads_bind": "0"}))["VLLM_CPU_OMP_THREADS_BIND"] == "0"
 
 
