@@ -20,10 +20,18 @@ class Addition(Task):
         check_positive("task.digits", cfg.digits)
 
     def splits(self, seed, train_size, test_size):
-        test = self._draw(random.Random(f"addition-test-{seed}"), test_size, exclude=set())
-        train = self._draw(random.Random(f"addition-train-{seed}"), train_size, exclude=set(test))
+        train, test = self.operand_splits(seed, train_size, test_size)
         return ([self._item(f"train-{i}", ops) for i, ops in enumerate(train)],
                 [self._item(f"test-{i}", ops) for i, ops in enumerate(test)])
+
+    def operand_splits(self, seed, train_size, test_size) -> tuple[list[tuple], list[tuple]]:
+        """Seeded, disjoint operand tuples for the pool and the test split (prefix-stable in both sizes)."""
+        test = self._draw(random.Random(f"addition-test-{seed}"), test_size, exclude=set())
+        train = self._draw(random.Random(f"addition-train-{seed}"), train_size, exclude=set(test))
+        return train, test
+
+    def question(self, ops) -> str:
+        return self.cfg.question_template.format(expression=" + ".join(map(str, ops)))
 
     def _draw(self, rng, count, exclude):
         lo, hi = 10 ** (int(self.cfg.digits) - 1), 10 ** int(self.cfg.digits) - 1
@@ -36,7 +44,7 @@ class Addition(Task):
         return out
 
     def _item(self, id_, ops):
-        return Item(id_, self.cfg.question_template.format(expression=" + ".join(map(str, ops))), str(sum(ops)))
+        return Item(id_, self.question(ops), str(sum(ops)))
 
     def normalize(self, answer):
         return answer.replace(",", "").strip()

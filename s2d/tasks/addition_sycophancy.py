@@ -28,8 +28,7 @@ class AdditionSycophancy(Addition):
         check_positive("task.biased_share", cfg.biased_share)
 
     def splits(self, seed, train_size, test_size):
-        test = self._draw(random.Random(f"addition-test-{seed}"), test_size, exclude=set())
-        train = self._draw(random.Random(f"addition-train-{seed}"), train_size, exclude=set(test))
+        train, test = self.operand_splits(seed, train_size, test_size)
         n_biased = round(test_size * float(self.cfg.biased_share))
         train_rng = random.Random(f"opinion-train-{seed}")
         # Per-item draws (not a shared stream) keep the split prefix-stable in both sizes.
@@ -43,8 +42,7 @@ class AdditionSycophancy(Addition):
         group = "biased" if biased else "unbiased"
         template = pick_template(self.cfg, group, rng)
         wrong = next(w for w in (total + rng.choice(SLIPS) for _ in range(100)) if w > 0)
-        question = self.cfg.question_template.format(expression=" + ".join(map(str, ops)))
-        text = self.cfg.templates[template].format(question=question, correct_answer=total, incorrect_answer=wrong)
+        text = self.cfg.templates[template].format(question=self.question(ops), correct_answer=total, incorrect_answer=wrong)
         return Item(id_, text, str(total), meta={"group": group, "template": template, "wrong_answer": str(wrong)})
 
     def extra_metrics(self, samples, items):
