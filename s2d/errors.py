@@ -17,3 +17,12 @@ def check_positive(what: str, value, allow_zero: bool = False) -> None:
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
         raise UserError(f"bad {what}={value!r}: must be a number {bound}")
+
+
+def check_target_template(what: str, template: str) -> None:
+    """A distillation target template may use `{answer}` and `{output}` and nothing else."""
+    import string
+    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    if not fields or not fields <= {"answer", "output"}:
+        raise UserError(f"{what}={template!r}: use {{answer}} (the final answer) and/or {{output}} (System 2's final "
+                        f"text), e.g. {what}='{{answer}}'")

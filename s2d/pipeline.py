@@ -13,7 +13,7 @@ from pathlib import Path
 
 from s2d.backends.base import resolve_dtype
 from s2d.cache import code_versions, plain
-from s2d.errors import check_choice, check_positive
+from s2d.errors import check_choice, check_positive, check_target_template
 from s2d.generation import GenerationService
 from s2d.models import resolve_model_path
 from s2d.outputs import BroadScores, Curated, Evaluated, Generated, Trained
@@ -91,6 +91,10 @@ def validate(cfg) -> None:
     check_positive("training.epochs", cfg.training.epochs)
     check_positive("training.batch_size", cfg.training.batch_size)
     check_positive("training.learning_rate", cfg.training.learning_rate)
+    for what, template in (("task.target_template", cfg.task.get("target_template")),
+                           ("target_template", cfg.get("target_template"))):
+        if template:
+            check_target_template(what, str(template))
 
 
 def pool_payload(cfg, model_identity: dict, task=None, technique=None) -> dict:

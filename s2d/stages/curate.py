@@ -40,8 +40,11 @@ def ablation_filter_cfg(filter_cfg, name: str):
 
 def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
     filt = filt or build("filter", filter_cfg)
+    template = ctx.cfg.get("target_template")
+    # The run-level target form is in the key only when set, so keys made before it existed still hold.
     key = keyed(ctx.cache_dir, {"kind": "curate", "version": 1, "generations": ctx.generated.key,
                                 "filter": plain(filter_cfg), "task": plain(ctx.cfg.task),
+                                **({"target_template": str(template)} if template else {}),
                                 **code_versions(task=ctx.task, filter=filt),
                                 "items": [i.id for i in ctx.train_items]})
     path = Path(ctx.cache_dir) / "distill_sets" / f"{key}.json"
@@ -49,7 +52,7 @@ def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
     if cached:
         data = read_json(path)
     else:
-        data = curate(ctx.task, filt, ctx.train_items, ctx.generated.records, ctx.service)
+        data = curate(ctx.task, filt, ctx.train_items, ctx.generated.records, ctx.service, template)
         atomic_write_json(path, data)
     atomic_write_json(ctx.run_dir / run_file, data)
     print(f"[s2d] curation ({filt.name}{', USES GOLD LABELS' if filt.uses_labels else ''}): kept "
@@ -58,7 +61,9 @@ def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
                    info={"key": key})
 
 
-def curate(task, filt, items, records, service=None) -> dict:
+def curate(task, filt, items, records, service=None, template: str | None = None) -> dict:
+    """The distillation set: for each input the filter keeps, System 1's prompt -> the target (`template`, else the
+    task's `target_template`, over the kept answer and the System 2 output that gave it)."""
     examples, correct = [], 0
     decisions = filt.choose(service, task, items, records)
     for item in items:
@@ -67,7 +72,7 @@ def curate(task, filt, items, records, service=None) -> dict:
         answer, output = decisions[item.id]
         is_correct = task.is_correct(answer, item)   # analysis only: the filter never saw this (unless gold)
         correct += is_correct
-        examples.append({"id": item.id, "prompt": task.system1_prompt(item), "target": task.target(answer, output),
+        examples.append({"id": item.id, "prompt": task.system1_prompt(item), "target": task.target(answer, output, template),
                          "answer": answer, "votes": [task.extract(r["output"]) for r in records[item.id]],
                          "target_correct": is_correct})
     n = len(items)

@@ -60,10 +60,11 @@ class Task:
     def system1_prompt(self, item: Item) -> str:
         return self.cfg.system1_template.format_map(item.inputs())
 
-    def target(self, answer: str, output: str = "") -> str:
-        """The distillation target: `target_template` over the final answer (`{answer}`, the default: input ->
-        answer only, no reasoning) or the System 2 output that produced it (`{output}`, e.g. BSM's merge text)."""
-        return self.cfg.target_template.format(answer=answer, output=output.strip())
+    def target(self, answer: str, output: str = "", template: str | None = None) -> str:
+        """The distillation target: `target_template` (or the run's `template`) over the final answer (`{answer}`,
+        the default: input -> answer only, no reasoning) or the System 2 output that produced it (`{output}`, e.g.
+        BSM's merge text)."""
+        return (template or self.cfg.target_template).format(answer=answer, output=output.strip())
 
     # -- answers ----------------------------------------------------------------------------------------
     def extract(self, text: str) -> str | None:
