@@ -19,6 +19,7 @@ from s2d.models import resolve_model_path
 from s2d.outputs import BroadScores, Curated, Evaluated, Generated, Trained
 from s2d.registry import REGISTRIES, build
 from s2d.stages.curate import PICKS, ablation_names
+from s2d.stages.train import DTYPES
 
 STAGES = ("generate", "curate", "train", "evaluate", "broad")
 OUTPUT_FIELDS = dict(zip(STAGES, ("generated", "curated", "trained", "evaluated", "broad")))
@@ -95,6 +96,7 @@ def validate(cfg) -> None:
                            ("target.template", cfg.get("target", {}).get("template"))):
         if template:
             check_target_template(what, str(template))
+    check_choice("training.dtype", str(cfg.training.get("dtype", "auto")), DTYPES)
     check_choice("target.pick", str(cfg.get("target", {}).get("pick") or "first"), PICKS)
 
 
