@@ -252,8 +252,11 @@ def check_entries(argv: list[str]) -> None:
     run_args = [a for a in argv if "=" in a and not a.startswith("-")]
     for entry in task_entries(cfg.tasks, config_groups()):
         entry_args = entry_overrides(run_args, entry)
-        check_group_overrides(entry_args)
-        check_config_keys(entry_args)
+        try:
+            check_group_overrides(entry_args)
+            check_config_keys(entry_args)
+        except UserError as e:
+            raise UserError(f"tasks entry '{entry['name']}': {e}") from None
 
 
 def mix(sets: dict[str, list[dict]], weights: dict[str, float], seed: int) -> list[dict]:
