@@ -40,11 +40,12 @@ def ablation_filter_cfg(filter_cfg, name: str):
 
 def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
     filt = filt or build("filter", filter_cfg)
-    template = ctx.cfg.get("target_template")
-    # The run-level target form is in the key only when set, so keys made before it existed still hold.
+    target = target_cfg(ctx.cfg)
+    # The run-level target choices are in the key only where they differ from the defaults, so keys made before they
+    # existed still hold.
     key = keyed(ctx.cache_dir, {"kind": "curate", "version": 1, "generations": ctx.generated.key,
                                 "filter": plain(filter_cfg), "task": plain(ctx.cfg.task),
-                                **({"target_template": str(template)} if template else {}),
+                                **({"target": target} if target != DEFAULT_TARGET else {}),
                                 **code_versions(task=ctx.task, filter=filt),
                                 "items": [i.id for i in ctx.train_items]})
     path = Path(ctx.cache_dir) / "distill_sets" / f"{key}.json"
@@ -52,7 +53,7 @@ def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
     if cached:
         data = read_json(path)
     else:
-        data = curate(ctx.task, filt, ctx.train_items, ctx.generated.records, ctx.service, template)
+        data = curate(ctx.task, filt, ctx.train_items, ctx.generated.records, ctx.service, **target)
         atomic_write_json(path, data)
     atomic_write_json(ctx.run_dir / run_file, data)
     print(f"[s2d] curation ({filt.name}{', USES GOLD LABELS' if filt.uses_labels else ''}): kept "
@@ -61,15 +62,30 @@ def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
                    info={"key": key})
 
 
-def curate(task, filt, items, records, service=None, template: str | None = None) -> dict:
+DEFAULT_TARGET = {"template": None, "pick": "first"}
+PICKS = ("first", "shortest")
+
+
+def target_cfg(cfg) -> dict:
+    """The run's `target` block as plain values (`template`, `pick`), defaults filled in."""
+    target = cfg.get("target") or {}
+    return {"template": None if target.get("template") is None else str(target.get("template")),
+            "pick": str(target.get("pick") or "first")}
+
+
+def curate(task, filt, items, records, service=None, template: str | None = None, pick: str = "first") -> dict:
     """The distillation set: for each input the filter keeps, System 1's prompt -> the target (`template`, else the
-    task's `target_template`, over the kept answer and the System 2 output that gave it)."""
+    task's `target_template`, over the kept answer and a System 2 output that gave it: the filter's, or with
+    `pick="shortest"` the shortest output whose answer agrees)."""
     examples, correct = [], 0
     decisions = filt.choose(service, task, items, records)
     for item in items:
         if decisions[item.id] is None:
             continue
         answer, output = decisions[item.id]
+        if pick == "shortest":
+            agreeing = [r["output"] for r in records[item.id] if task.extract(r["output"]) == answer]
+            output = min(agreeing, key=lambda o: len(o.strip()), default=output)
         is_correct = task.is_correct(answer, item)   # analysis only: the filter never saw this (unless gold)
         correct += is_correct
         examples.append({"id": item.id, "prompt": task.system1_prompt(item), "target": task.target(answer, output, template),

@@ -48,10 +48,21 @@ def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) ->
 
 # How often to checkpoint changes where a killed run resumes, not what it trains: not part of the checkpoint key.
 RESUME_ONLY = ("save_steps",)
+DTYPES = ("auto", "bfloat16", "float32")
 
 
 def key_config(training_cfg) -> dict:
-    return {k: v for k, v in plain(training_cfg).items() if k not in RESUME_ONLY}
+    """The training config as it enters the checkpoint key: without the resume-only keys, and without `dtype` at
+    its default (`auto`, what every run did before the key existed), so earlier checkpoints still match."""
+    cfg = {k: v for k, v in plain(training_cfg).items() if k not in RESUME_ONLY}
+    if cfg.get("dtype", "auto") == "auto":
+        cfg.pop("dtype", None)
+    return cfg
+
+
+def training_dtype(name: str, on_gpu: bool) -> str:
+    """`training.dtype`: auto = bf16 mixed precision on a GPU, fp32 on a CPU."""
+    return ("bfloat16" if on_gpu else "float32") if name == "auto" else name
 
 
 def train_spec(ctx, examples: list[dict], target: Path) -> dict:
@@ -152,8 +163,8 @@ def fit(spec: dict, cfg: dict):
                                "completion": [{"role": "assistant", "content": e["target"]}]} for e in examples])
     tokenizer = AutoTokenizer.from_pretrained(spec["model_path"])
     max_length = fitting_max_length(tokenizer, examples, int(cfg["max_length"]))
-    model = AutoModelForCausalLM.from_pretrained(spec["model_path"],
-                                                 dtype=torch.bfloat16 if on_gpu else torch.float32,
+    bf16 = training_dtype(str(cfg.get("dtype", "auto")), on_gpu) == "bfloat16"
+    model = AutoModelForCausalLM.from_pretrained(spec["model_path"], dtype=torch.bfloat16 if bf16 else torch.float32,
                                                  use_safetensors=True, trust_remote_code=spec["trust_remote_code"])
     peft_config = None
     if cfg["method"] == "lora":
@@ -172,7 +183,7 @@ def fit(spec: dict, cfg: dict):
         learning_rate=float(cfg["learning_rate"]), warmup_steps=int(round(float(cfg["warmup_ratio"]) * total)),
         max_length=max_length, completion_only_loss=True,
         gradient_checkpointing=False,   # TRL turns it on by default; it costs ~25% on small models
-        bf16=on_gpu, use_cpu=not on_gpu, dataloader_pin_memory=on_gpu,
+        bf16=bf16, use_cpu=not on_gpu, dataloader_pin_memory=on_gpu,
         logging_steps=max(1, total // 10), report_to="none",
         # Checkpoints (weights, optimizer, scheduler, RNG, step) in the staging folder, whose name is the key's:
         # a killed run's successor with the same key resumes from the last one instead of from step 0.

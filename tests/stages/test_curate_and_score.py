@@ -77,20 +77,23 @@ def test_majority_vote_metrics_at_k():
     assert m["maj@5"]["accuracy"] == 0.0 and m["maj@5"]["tokens_per_input"] == 50   # zz 2 : right 2, zz first
 
 
-def test_run_level_target_template_overrides_the_tasks_and_is_checked():
-    """`target_template='{answer}'` distils the bare answer from the same records; a bad one is one clear line."""
+def test_run_level_target_overrides_the_tasks_template_and_picks_the_shortest_agreeing_output():
+    """`target.template='{answer}'` distils the bare answer from the same records, `target.pick=shortest` the
+    shortest output that agrees with the kept answer; a bad template is one clear line."""
     import pytest
 
-    from s2d.curation.filters import NoFilter
     from s2d.errors import UserError, check_target_template
     t = task()
     t.cfg = OmegaConf.merge(t.cfg, {"target_template": "{output}"})
     items = t.splits(0, 1, 1)[0]
-    filt = NoFilter(OmegaConf.create({"impl": "none", "name": "none", "samples_per_input": 1, "temperature": 0.0,
-                                      "top_p": 1.0}))
-    outs = {items[0].id: [f"The answer is {items[0].answer}."]}
-    assert curate(t, filt, items, _records(outs))["examples"][0]["target"] == f"The answer is {items[0].answer}."
-    assert curate(t, filt, items, _records(outs), template="{answer}")["examples"][0]["target"] == items[0].answer
-    check_target_template("target_template", "Answer: {answer}")
-    with pytest.raises(UserError, match=r"target_template='\{anwser\}'.*\{answer\}"):
-        check_target_template("target_template", "{anwser}")
+    a = items[0].answer
+    outs = {items[0].id: [f"After thinking it over carefully, the answer is {a}.", "The answer is zz.",
+                          f"The answer is {a}."]}
+    filt = Majority(OmegaConf.create({"impl": "majority", "name": "majority", "samples_per_input": 3,
+                                      "temperature": 0.7, "top_p": 0.95, "min_share": 0.5}))
+    assert curate(t, filt, items, _records(outs))["examples"][0]["target"] == outs[items[0].id][0]
+    assert curate(t, filt, items, _records(outs), template="{answer}")["examples"][0]["target"] == a
+    assert curate(t, filt, items, _records(outs), pick="shortest")["examples"][0]["target"] == f"The answer is {a}."
+    check_target_template("target.template", "Answer: {answer}")
+    with pytest.raises(UserError, match=r"target.template='\{anwser\}'.*\{answer\}"):
+        check_target_template("target.template", "{anwser}")
