@@ -138,12 +138,12 @@ def plot(runs: list[dict], path: Path) -> None:
     ax.set_xlabel("generated tokens per input (log)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.03, 1.03)
-    ax.set_title("accuracy vs token cost: System 1 (o), System 2 (s), distilled System 1 (^)")
+    ax.set_title("accuracy vs token cost\nSystem 1 (o), System 2 (s), distilled System 1 (^)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")   # the legend sits outside the axes: keep it (and the title) in the image
     plt.close(fig)
 
 

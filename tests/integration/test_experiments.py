@@ -1,4 +1,7 @@
-"""Every experiment config runs at tiny size on the real embedded model (its first sweep point, single run)."""
+"""Every experiment config runs at tiny size on the real embedded model (its first sweep point, single run),
+then reruns fully cached."""
+import json
+
 import pytest
 
 from s2d.cli import config_groups
@@ -35,9 +38,17 @@ def test_every_experiment_has_a_tiny_setting():
     assert sorted(SHORT) == EXPERIMENTS
 
 
+ROWS = ("system1", "system2", "distilled", "curation", "ablations", "broad", "variants")
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_runs_tiny(s2d, experiment):
+def test_experiment_runs_tiny_and_reruns_fully_cached(s2d, tmp_path, experiment):
     _, results, _ = s2d(f"experiment={experiment}", *TINY, *SHORT[experiment])
+    # The same command again: every stage comes from the cache (the keys are stable) with the same numbers.
+    s2d(f"experiment={experiment}", *TINY, *SHORT[experiment], "hydra.run.dir=rerun")
+    again = json.loads((tmp_path / "rerun" / "results.json").read_text())
+    assert {name: s["cached"] for name, s in again["stages"].items()} == {name: True for name in results["stages"]}
+    assert {k: again[k] for k in ROWS} == {k: results[k] for k in ROWS}
     for row in ("system1", "system2", "distilled"):
         assert 0.0 <= results[row]["accuracy"] <= 1.0
     assert results["run"]["name"]
