@@ -20,7 +20,7 @@ from s2d.generation import GenerationService
 from s2d.models import resolve_model_path
 from s2d.outputs import BroadScores, Curated, Evaluated, Generated, Trained
 from s2d.registry import REGISTRIES, build
-from s2d.stages.curate import PICKS, ablation_names
+from s2d.stages.curate import PICKS, ablation_names, target_cfg
 from s2d.stages.train import DTYPES
 
 STAGES = ("generate", "curate", "train", "evaluate", "broad")
@@ -104,12 +104,13 @@ def validate(cfg) -> None:
     check_positive("training.epochs", cfg.training.epochs)
     check_positive("training.batch_size", cfg.training.batch_size)
     check_positive("training.learning_rate", cfg.training.learning_rate)
+    target = target_cfg(cfg)
     for what, template in (("task.target_template", cfg.task.get("target_template")),
-                           ("target.template", cfg.get("target", {}).get("template"))):
+                           ("target.template", target["template"])):
         if template:
             check_target_template(what, str(template))
     check_choice("training.dtype", str(cfg.training.get("dtype", "auto")), DTYPES)
-    check_choice("target.pick", str(cfg.get("target", {}).get("pick") or "first"), PICKS)
+    check_choice("target.pick", target["pick"], PICKS)
 
 
 def pool_payload(cfg, model_identity: dict, task=None, technique=None) -> dict:

@@ -70,7 +70,7 @@ def target_cfg(cfg) -> dict:
     """The run's `target` block as plain values (`template`, `pick`), defaults filled in."""
     target = cfg.get("target") or {}
     return {"template": None if target.get("template") is None else str(target.get("template")),
-            "pick": str(target.get("pick") or "first")}
+            "pick": str(target.get("pick") or DEFAULT_TARGET["pick"])}
 
 
 def curate(task, filt, items, records, service=None, template: str | None = None, pick: str = "first") -> dict:
@@ -83,13 +83,15 @@ def curate(task, filt, items, records, service=None, template: str | None = None
         if decisions[item.id] is None:
             continue
         answer, output = decisions[item.id]
+        outputs = [r["output"] for r in records[item.id]]
+        votes = [task.extract(o) for o in outputs]
         if pick == "shortest":
-            agreeing = [r["output"] for r in records[item.id] if task.extract(r["output"]) == answer]
+            agreeing = [o for o, v in zip(outputs, votes) if v == answer]
             output = min(agreeing, key=lambda o: len(o.strip()), default=output)
         is_correct = task.is_correct(answer, item)   # analysis only: the filter never saw this (unless gold)
         correct += is_correct
-        examples.append({"id": item.id, "prompt": task.system1_prompt(item), "target": task.target(answer, output, template),
-                         "answer": answer, "votes": [task.extract(r["output"]) for r in records[item.id]],
+        examples.append({"id": item.id, "prompt": task.system1_prompt(item),
+                         "target": task.target(answer, output, template), "answer": answer, "votes": votes,
                          "target_correct": is_correct})
     n = len(items)
     stats = {"inputs": n, "samples_per_input": filt.samples_per_input, "kept": len(examples),
