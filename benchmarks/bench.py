@@ -9,8 +9,9 @@ For each model and engine, in a fresh process each (so one engine's threads or m
 - sampled: 16 of those prompts x 4 samples (T 0.7, top-p 0.95: the majority filter's defaults), one call;
 - greedy_lora (--lora-models): 8 prompts, <= 64 new tokens, by the model with a random LoRA adapter, after the
   adapter is loaded (HF: unmerged; vLLM: merged into the running engine; vllm_lora_request: vLLM's LoRA support).
-Engines go through s2d's own backends (`backend=hf` with batch 64, `backend=vllm` as configured, and
-`vllm_compiled`: the same with `enforce_eager=false`, torch.compile), with `dtype: auto`.
+Engines go through s2d's own backends (`backend=hf` with batch 64, `backend=vllm` as configured: torch.compile and
+32-token KV blocks on CPU, and `vllm_eager`: the same with `enforce_eager=true`), with `dtype: auto`. vLLM's
+startup_s includes loading its compiled model from ~/.cache/vllm; the first start after a change compiles (~2 min).
 useful_tok_s counts generated tokens up to the end of turn (what s2d records), divided by the call's wall time.
 A 1024^3 matmul probe gives this CPU's FLOP/s per dtype; compute_bound_fraction = useful_tok_s / (FLOP/s /
 (2 x parameters)), the share of the rate a purely compute-bound decoder would reach.
@@ -110,7 +111,7 @@ def random_adapter(path: str, out_dir: str) -> str:
     return out_dir
 
 
-def measure_one(engine: str, model: str, lora: bool) -> list[dict]:
+def measure_one(engine: str, model: str, lora: bool, overrides: list[str] = ()) -> list[dict]:
     """Runs in its own process: start the engine, warm it up, time greedy and sampled generation; with `lora`, also
     greedy generation by the model with a LoRA adapter (HF: unmerged; vLLM: merged into the engine, or vLLM's LoRA
     support with `vllm_lora_request`)."""
@@ -121,10 +122,11 @@ def measure_one(engine: str, model: str, lora: bool) -> list[dict]:
     cfg = OmegaConf.load(ROOT / "conf" / "backend" / f"{engine.split('_')[0]}.yaml")
     if engine == "hf":
         cfg.batch_size = GREEDY_PROMPTS
-    if engine == "vllm_compiled":   # torch.compile instead of eager mode: slower start, faster steps?
-        cfg.enforce_eager = False
+    if engine == "vllm_eager":   # no torch.compile: what s2d ran before, and what lm-eval's vllm model runs on CPU
+        cfg.enforce_eager = True
     if engine == "vllm_lora_request":
         cfg.lora_mode = "request"
+    cfg.merge_with(OmegaConf.from_dotlist(list(overrides)))   # --set key=value (levers tried by hand)
     path = model_path(model)
     start = time.perf_counter()
     gen = make_generator(cfg, path)
@@ -204,22 +206,24 @@ def demo_stage_times(extra_args: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["smollm2_135m", "qwen2_5_coder_0_5b"])
-    ap.add_argument("--engines", nargs="+", default=["hf", "vllm", "vllm_compiled"],
-                    help="hf, vllm (eager, the default config), vllm_compiled (enforce_eager=false)")
+    ap.add_argument("--engines", nargs="+", default=["hf", "vllm", "vllm_eager"],
+                    help="hf, vllm (the default config: torch.compile), vllm_eager (enforce_eager=true)")
     ap.add_argument("--demo", action="store_true", help="also time `make demo`'s run cold and warm")
     ap.add_argument("--only-demo", action="store_true", help="time the demo only (no generation rows)")
-    ap.add_argument("--compiled-models", nargs="*", default=["smollm2_135m"],
-                    help="models on which engine vllm_compiled runs (each start compiles for minutes)")
+    ap.add_argument("--eager-models", nargs="*", default=["smollm2_135m"],
+                    help="models on which engine vllm_eager runs")
     ap.add_argument("--lora-models", nargs="*", default=["smollm2_135m"],
                     help="models on which the distilled-model path is timed too (a random LoRA adapter: HF unmerged, "
                          "vLLM merged into the engine, vLLM's LoRA support as engine vllm_lora_request)")
     ap.add_argument("--lora", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--one", nargs=2, metavar=("ENGINE", "MODEL"), help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="with --one: backend config overrides, e.g. --set block_size=32")
     ap.add_argument("demo_args", nargs="*", default=[], help="overrides for the demo run")
     args = ap.parse_args()
     if args.one:
-        Path(args.out).write_text(json.dumps(measure_one(*args.one, lora=args.lora)))
+        Path(args.out).write_text(json.dumps(measure_one(*args.one, lora=args.lora, overrides=args.set)))
         return
 
     import torch
@@ -238,11 +242,11 @@ def main() -> None:
             print(f"skip {model}: {e}", flush=True)
             continue
         lora = model in args.lora_models
-        engines = [e for e in args.engines if e != "vllm_compiled" or model in args.compiled_models]
+        engines = [e for e in args.engines if e != "vllm_eager" or model in args.eager_models]
         if lora and "vllm" in engines:
             engines.append("vllm_lora_request")
         for engine in engines:
-            for row in measure(engine, model, lora and engine != "vllm_compiled"):
+            for row in measure(engine, model, lora and engine != "vllm_eager"):
                 if "useful_tok_s" in row:
                     ceiling = record["matmul_gflops"][row["dtype"]] * 1e9 / (2 * n_params)
                     row.update(parameters=n_params, compute_bound_tok_s=round(ceiling, 1),

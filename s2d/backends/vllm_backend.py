@@ -76,6 +76,26 @@ def cpu_binding(cores: set[int] | None = None) -> str:
     return ",".join(runs)
 
 
+def parse_binding(binding: str) -> set[int]:
+    """"0-1,4" -> {0, 1, 4}: the inverse of `cpu_binding`."""
+    cores: set[int] = set()
+    for part in binding.split(","):
+        first, _, last = part.partition("-")
+        cores.update(range(int(first), int(last or first) + 1))
+    return cores
+
+
+def _pin_to_binding() -> None:
+    """Keep this worker on the cores `VLLM_CPU_OMP_THREADS_BIND` names. vLLM applies that variable only in its own
+    multi-process executor, not in the in-process engine s2d runs, so without this a replica's share of the cores
+    (and `backend.cpu_threads_bind`) would be a thread count only. The process is confined, its threads are not
+    pinned one per core: pinning them (OMP_PROC_BIND=close, OMP_PLACES=cores) made SmolLM2 greedy 186 -> 103 tok/s
+    on the 2-core AMD EPYC."""
+    binding = os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "")
+    if binding and binding not in ("auto", "nobind") and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, parse_binding(binding))
+
+
 def cpu_env(cfg, cores: set[int] | None = None) -> dict[str, str]:
     """Environment for vLLM's CPU backend on `cores` (default: every core this process may use). The engine core and
     its executor run inside our worker (one process, so that `_patch_cpu_top_p` reaches the sampler), where vLLM
@@ -92,6 +112,23 @@ def cpu_env(cfg, cores: set[int] | None = None) -> dict[str, str]:
             "GLIBC_TUNABLES": huge_pages_tunables(os.environ)}
 
 
+CPU_BLOCK_SIZE = 32   # the smallest block vLLM's CPU attention takes (a multiple of 32)
+
+
+def kv_block_size(value, cuda: bool) -> int | None:
+    """`backend.block_size` -> vLLM's `block_size` (None: vLLM's own). `auto` is 32 on CPUs, where vLLM's 128 is
+    longer than most prompts, so prefix caching (whole blocks only) never shared a prompt's prefill between its
+    samples: SmolLM2 sampled went 175 -> 204 tok/s eager, 184 -> 262 compiled (AMD EPYC, benchmarks/bench.py)."""
+    if value in (None, "auto"):
+        return None if cuda else CPU_BLOCK_SIZE
+    multiple = CPU_BLOCK_SIZE if not cuda else 16
+    if not str(value).isdigit() or int(value) == 0 or int(value) % multiple:
+        from s2d.errors import UserError
+        raise UserError(f"backend.block_size={value}: use auto or a positive multiple of {multiple} "
+                        f"(vLLM's {'GPU' if cuda else 'CPU'} attention)")
+    return int(value)
+
+
 def engine_kwargs(cfg, model_path: str, trust_remote_code: bool, cuda: bool) -> dict:
     """`vllm.LLM(...)` arguments from the backend config (`conf/backend/vllm.yaml`)."""
     kwargs = {"model": model_path, "tokenizer": model_path, "dtype": resolve_dtype(str(cfg.dtype)),
@@ -99,8 +136,9 @@ def engine_kwargs(cfg, model_path: str, trust_remote_code: bool, cuda: bool) -> 
               "enforce_eager": bool(cfg.enforce_eager), "enable_prefix_caching": True}
     if cfg.get("max_model_len"):
         kwargs["max_model_len"] = int(cfg.max_model_len)
-    if cfg.get("block_size"):
-        kwargs["block_size"] = int(cfg.block_size)
+    block = kv_block_size(cfg.get("block_size"), cuda)
+    if block:
+        kwargs["block_size"] = block
     if cuda:
         kwargs.update(gpu_memory_utilization=float(cfg.gpu_memory_utilization),
                       tensor_parallel_size=int(cfg.tensor_parallel_size))
@@ -153,6 +191,19 @@ def _patch_cpu_top_p() -> None:
     sampler.apply_top_k_top_p_pytorch = apply_top_k_top_p_pytorch
 
 
+def _patch_cpu_aot_load() -> None:
+    """Let vLLM's saved torch.compile artefact load on CPUs. There vLLM compiles with the plain "inductor" backend,
+    whose artefact torch wraps in `BundledAOTAutogradSerializableCallable`; vLLM's loader then calls
+    `finalize_loading`, a hook only its own `VllmSerializableFunction` has, the call fails, and every engine start
+    compiles again (1.5-2 minutes). The inductor artefact needs no finalising: a no-op hook lets it load."""
+    try:
+        from torch._dynamo.aot_compile_types import BundledAOTAutogradSerializableCallable as Bundled
+    except ImportError:   # another torch: nothing to patch
+        return
+    if not hasattr(Bundled, "finalize_loading"):
+        Bundled.finalize_loading = lambda self, *args, **kwargs: None
+
+
 def _reload(llm, folder: str) -> None:
     """Replace the live model's weights in place from a checkpoint folder (vLLM's own reload, which also redoes
     the CPU backend's weight repacking)."""
@@ -167,6 +218,7 @@ def _serve(conn, engine: dict, base_path: str, lora_mode: str) -> None:
 
     if not on_cuda():   # the sampler runs in this process (engine core and executor in-process, see cpu_env)
         _patch_cpu_top_p()
+        _patch_cpu_aot_load()
     llm = LLM(**engine)
     conn.send(("ready", None))
     lora, loaded = None, None   # the LoRA request in use; the (kind, checkpoint) loaded (None: the base model)
@@ -376,5 +428,7 @@ def vllm_backend(cfg, base_path: str, checkpoint: str | None = None, kind: str =
 
 
 if __name__ == "__main__":   # a `_Worker` child: serve on the socket whose descriptor the parent passed
+    if not on_cuda():
+        _pin_to_binding()
     _conn = Connection(int(sys.argv[1]))
     _serve(_conn, *_conn.recv())

@@ -38,6 +38,8 @@ def test_cpu_binding_names_every_allowed_core():
     assert cpu_binding({0, 1}) == "0-1"
     assert cpu_binding({0, 2, 3, 4, 7}) == "0,2-4,7"
     assert cpu_binding({5}) == "5"
+    from s2d.backends.vllm_backend import parse_binding
+    assert parse_binding("0,2-4,7") == {0, 2, 3, 4, 7} and parse_binding(cpu_binding({1, 3, 4})) == {1, 3, 4}
     env = cpu_env(CFG)
     assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0" and env["VLLM_CPU_OMP_THREADS_BIND"]
     assert "glibc.malloc.hugetlb=1" in env["GLIBC_TUNABLES"]
@@ -53,6 +55,20 @@ def test_engine_arguments_per_device():
                         cuda=True)
     assert gpu["tensor_parallel_size"] == 4 and gpu["gpu_memory_utilization"] == 0.85
     assert gpu["enable_lora"] is True and "enable_chunked_prefill" not in gpu
+    assert cpu["block_size"] == 32 and "block_size" not in gpu   # auto: 32 on CPU (prefix sharing), vLLM's on GPU
+    assert cpu["enforce_eager"] is False                         # the default: torch.compile / CUDA graphs
+
+
+def test_block_size_is_checked_against_the_device():
+    import pytest
+
+    from s2d.backends.vllm_backend import kv_block_size
+    from s2d.errors import UserError
+    assert kv_block_size("auto", cuda=False) == 32 and kv_block_size(None, cuda=True) is None
+    assert kv_block_size(64, cuda=False) == 64 and kv_block_size(16, cuda=True) == 16
+    for bad, cuda in ((16, False), ("big", False), (0, True), (24, True)):
+        with pytest.raises(UserError, match=f"backend.block_size={bad}: use auto or a positive multiple"):
+            kv_block_size(bad, cuda)
 
 
 def test_replicas_split_prompts_and_devices():
