@@ -26,7 +26,7 @@ from s2d.cache import read_json
 
 @dataclass
 class Entry:
-    kind: str          # generations | distill_set | checkpoint | broad | staging | temp | lock
+    kind: str          # generations | distill_set | checkpoint | broad | model | merged | staging | temp | lock
     path: Path
     key: str
     status: str = "ok"   # ok | damaged: why | in use | stale
@@ -103,6 +103,12 @@ def scan(cache: Path) -> list[Entry]:
         if folder.is_dir() and not folder.name.startswith("."):
             status = "ok" if (folder / "config.json").exists() else "damaged: no config.json"
             entries.append(Entry("model", folder, "-", status, _size(folder)))
+    for folder in sorted((cache / "merged").glob("*")):   # continuous rounds' bases (s2d/loops.py), by checkpoint key
+        if folder.is_dir() and not folder.name.startswith("."):
+            status = "ok" if (folder / "config.json").exists() else "damaged: no config.json"
+            entries.append(Entry("merged", folder, folder.name, status, _size(folder)))
+        elif folder.is_dir():   # a merge killed midway left its staging folder
+            entries.append(Entry("temp", folder, "-", "stale", _size(folder)))
     for tmp in sorted(cache.rglob(".*.tmp")):
         entries.append(Entry("temp", tmp, "-", "stale", _size(tmp)))
     for lock in sorted(cache.rglob("*.lock")):

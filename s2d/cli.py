@@ -3,6 +3,8 @@
     s2d                                                   # the default run (embedded model, last letter, 2-step RaR)
     s2d technique=cot task=coin_flip training=full        # any config value can be overridden
     s2d -m technique=cot,rar_1step,rar_2step training=lora,full    # a multirun sweep
+    s2d experiment=continuous rounds=3                    # the continuous loop (s2d/loops.py)
+    s2d experiment=multitask                              # several tasks, one joint model (s2d/loops.py)
 """
 from __future__ import annotations
 
@@ -144,9 +146,10 @@ def app(cfg) -> float | None:
     """One run; returns `optimized_metric` (a path into results.json) for a Hydra sweeper such as Optuna."""
     from hydra.core.hydra_config import HydraConfig
 
+    from s2d import loops
+    from s2d.cache import atomic_write_json
     from s2d.pipeline import prepare, run_stages
     from s2d.results import build_results, format_table
-    from s2d.cache import atomic_write_json
     from s2d.tracking import Tracker
 
     hydra_cfg = HydraConfig.get()
@@ -156,16 +159,22 @@ def app(cfg) -> float | None:
     print("[s2d] resolved config:\n" + OmegaConf.to_yaml(cfg, resolve=True), flush=True)
     tracker, ctx, exit_code, metric = None, None, 1, None
     try:
-        ctx = prepare(cfg, run_dir)
-        tracker = Tracker(cfg, run_dir, job_identity(hydra_cfg, multirun))
-        run_stages(ctx)
-        results = build_results(ctx, started, time.perf_counter() - t0)
+        if loops.wanted(cfg):   # rounds > 1 or a tasks list: several Contexts through the same stages
+            loops.check(cfg)
+            tracker = Tracker(cfg, run_dir, job_identity(hydra_cfg, multirun))
+            out = loops.run(cfg, run_dir, list(hydra_cfg.overrides.task), started, t0)
+        else:
+            ctx = prepare(cfg, run_dir)
+            tracker = Tracker(cfg, run_dir, job_identity(hydra_cfg, multirun))
+            run_stages(ctx)
+            out = loops.LoopRun(build_results(ctx, started, time.perf_counter() - t0), ctx.evaluated.samples,
+                                ctx.curated.examples, str(run_dir / "distill_set.json"), ctx.trained.path)
+        results = out.results
         if tracker.run is not None:
             results["run"]["wandb"] = tracker.info
         atomic_write_json(run_dir / "results.json", results)
-        tracker.log_results(results, ctx.evaluated.samples, ctx.curated.examples,
-                            str(run_dir / "distill_set.json"),
-                            ctx.trained.path if cfg.logger.get("log_adapter") else None)
+        tracker.log_results(results, out.samples, out.examples, out.distill_path,
+                            out.checkpoint if cfg.logger.get("log_adapter") else None)
         print("\n" + format_table(results), flush=True)
         print(f"[s2d] results: {run_dir / 'results.json'}", flush=True)
         metric = optimized_metric(cfg, results)
@@ -226,6 +235,8 @@ def main() -> None:
     try:
         check_group_overrides(sys.argv[1:])
         check_config_keys(sys.argv[1:])
+        from s2d.loops import check_entries
+        check_entries(sys.argv[1:])   # a `tasks` list: each entry's config through the same checks
     except UserError as e:
         print(f"s2d: error: {e}", file=sys.stderr)
         sys.exit(2)

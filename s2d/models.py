@@ -59,6 +59,28 @@ def merge_lora(base_path: str, adapter: str, out_dir: str) -> None:
     PeftModel.from_pretrained(base, adapter).merge_and_unload().save_pretrained(out_dir, safe_serialization=True)
 
 
+def merged_model(base_path: str, adapter: str, target: str | os.PathLike) -> bool:
+    """The base model with a LoRA adapter merged in, as a full HF folder (weights + tokenizer) at `target`, written
+    once and atomically (staged beside it, then renamed): what a continuous round trains its next adapter on.
+    Returns whether the folder was already there."""
+    from transformers import AutoTokenizer
+
+    from s2d.cache import locked
+    target = Path(target)
+    with locked(target):
+        if (target / "config.json").exists():
+            return True
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
+            staging = Path(tmp) / "hf"
+            merge_lora(base_path, adapter, str(staging))
+            AutoTokenizer.from_pretrained(base_path).save_pretrained(str(staging))
+            if target.exists():   # a half folder a killed merge left (no config.json): replace it
+                shutil.rmtree(target)
+            os.replace(staging, target)
+    return False
+
+
 def resolve_model_path(model_cfg, models_dir: str | os.PathLike) -> str:
     """Return something `from_pretrained` accepts for this model config, converting embedded GGUFs once."""
     path = str(model_cfg.path)

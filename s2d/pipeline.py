@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from s2d.backends.base import resolve_dtype
 from s2d.cache import code_versions, plain
 from s2d.errors import check_choice, check_positive, check_target_template
@@ -26,11 +28,20 @@ OUTPUT_FIELDS = dict(zip(STAGES, ("generated", "curated", "trained", "evaluated"
 
 
 @dataclass
+class Engine:
+    """The generation model a Context serves from. Contexts over one base model (the tasks of a multi-task run,
+    s2d/loops.py) share one, so one vLLM engine serves them all; a continuous round has a base of its own."""
+    gen: object = None
+    weights: str | None = None
+
+
+@dataclass
 class Context:
     cfg: object
     run_dir: Path
     cache_dir: Path
     model_path: str = ""
+    base_identity: str | None = None   # the base model's name in cache keys when not `model.path` (a merged round)
     task: object = None
     technique: object = None   # the System 2 technique, built once
     filter: object = None      # the curation filter, built once
@@ -44,14 +55,13 @@ class Context:
     evaluated: Evaluated | None = None
     broad: BroadScores | None = None
     stages: dict = field(default_factory=dict)
-    _generator: object = None
-    _generator_weights: str | None = None
+    engine: Engine = field(default_factory=Engine)
 
     @property
     def model_identity(self) -> dict:
         """What makes generations of this model reproducible: where it comes from, its numeric precision and the
         engine that decodes it (vLLM and transformers sample differently from the same seed)."""
-        return {"path": str(self.cfg.model.path), "dtype": resolve_dtype(self.cfg.backend.dtype),
+        return {"path": self.base_identity or str(self.cfg.model.path), "dtype": resolve_dtype(self.cfg.backend.dtype),
                 "engine": str(self.cfg.backend.name)}
 
     def generator(self, checkpoint: str | None = None):
@@ -59,28 +69,30 @@ class Context:
         `checkpoint` a trained one (a LoRA adapter or a full fine-tune, by `training.method`). A vLLM engine is
         started once and has the trained weights swapped in; the HF backend loads a model per checkpoint."""
         kind = self.cfg.training.method if checkpoint else "base"
-        gen = self._generator
+        engine = self.engine
+        gen = engine.gen
         if gen is not None and getattr(gen, "swaps_weights", False):
             gen.use_weights(checkpoint, kind)
             return gen
-        if gen is not None and self._generator_weights == checkpoint:
+        if gen is not None and engine.weights == checkpoint:
             return gen
         self.release_generator()
         from s2d.backends import make_generator
-        self._generator = make_generator(self.cfg.backend, self.model_path, checkpoint, kind,
-                                         bool(self.cfg.model.get("trust_remote_code", False)))
-        self._generator_weights = checkpoint
-        return self._generator
+        engine.gen = make_generator(self.cfg.backend, self.model_path, checkpoint, kind,
+                                    bool(self.cfg.model.get("trust_remote_code", False)))
+        engine.weights = checkpoint
+        return engine.gen
 
     def release_generator(self, for_training: bool = False) -> None:
         """Drop the generation model, freeing its memory (a vLLM worker process exits). Before training a vLLM
         engine on a CPU stays: there is no GPU memory to free, and a restart costs ~40 s."""
-        if for_training and getattr(self._generator, "keeps_engine_for_training", False):
+        engine = self.engine
+        if for_training and getattr(engine.gen, "keeps_engine_for_training", False):
             return
-        if self._generator is not None and hasattr(self._generator, "close"):
-            self._generator.close()
-        self._generator = None
-        self._generator_weights = None
+        if engine.gen is not None and hasattr(engine.gen, "close"):
+            engine.gen.close()
+        engine.gen = None
+        engine.weights = None
 
 
 def validate(cfg) -> None:
@@ -110,29 +122,45 @@ def pool_payload(cfg, model_identity: dict, task=None, technique=None) -> dict:
             "seed": int(cfg.seed), "split": "train", **data_seed, **code_versions(task=task, technique=technique)}
 
 
-def prepare(cfg, run_dir: Path) -> Context:
+def prepare(cfg, run_dir: Path, base: tuple[str, str] | None = None, pool: slice | None = None,
+            engine: Engine | None = None) -> Context:
+    """Build the run's plugins, model path, generation service and splits. The loops (s2d/loops.py) pass more:
+    `base` = (folder, identity) of a base model other than `model.path` (a continuous round starts from the
+    previous round's merged model; `identity` names it in cache keys), `pool` = the slice of the unlabeled pool
+    this run uses (a round's fresh inputs; the split is built up to its end), `engine` = a generation model shared
+    with other contexts of the same base model."""
     validate(cfg)
     ctx = Context(cfg=cfg, run_dir=Path(run_dir), cache_dir=Path(cfg.paths.cache_dir))
+    if engine is not None:
+        ctx.engine = engine
     ctx.task = build("task", cfg.task)
     ctx.technique = build("technique", cfg.technique)   # built once; a bad config fails before any model loads
     ctx.filter = build("filter", cfg.filter)
     for name in ablation_names(cfg):   # fail before generation, not after it, on a bad ablation name
         check_choice("ablation filter (ablations)", name, REGISTRIES["filter"])
-    ctx.model_path = resolve_model_path(cfg.model, cfg.paths.models_dir)
+    if base is None:
+        ctx.model_path = resolve_model_path(cfg.model, cfg.paths.models_dir)
+    else:
+        ctx.model_path, ctx.base_identity = base
     ctx.service = GenerationService(cache_dir=ctx.cache_dir, seed=int(cfg.seed),
                                     batch_size=int(cfg.backend.batch_size), model_identity=ctx.model_identity,
                                     generator=ctx.generator, technique=ctx.technique,
                                     pool_payload=pool_payload(cfg, ctx.model_identity, ctx.task, ctx.technique))
-    ctx.train_items, ctx.test_items = ctx.task.build_splits(ctx.service, cfg.data)
+    data = cfg.data if pool is None else OmegaConf.create({**plain(cfg.data), "train_size": int(pool.stop)})
+    ctx.train_items, ctx.test_items = ctx.task.build_splits(ctx.service, data)
+    if pool is not None:
+        ctx.train_items = ctx.train_items[pool]
     return ctx
 
 
-def run_stages(ctx: Context) -> None:
+def run_stages(ctx: Context, names: tuple[str, ...] = STAGES) -> None:
+    """Run the stages in order (all of them, or the first ones: the tasks of a multi-task run skip `broad`)."""
     from s2d.stages import broad, curate, evaluate, generate, train
-    for name, module in zip(STAGES, (generate, curate, train, evaluate, broad)):
+    modules = dict(zip(STAGES, (generate, curate, train, evaluate, broad)))
+    for name in [n for n in STAGES if n in names]:
         start = time.perf_counter()
         print(f"[s2d] stage {name} ...", flush=True)
-        out = module.run(ctx)
+        out = modules[name].run(ctx)
         setattr(ctx, OUTPUT_FIELDS[name], out)
         ctx.stages[name] = {"cached": bool(out.cached), "wall_s": round(time.perf_counter() - start, 2), **out.info}
         print(f"[s2d] stage {name} done in {ctx.stages[name]['wall_s']:.1f}s"

@@ -6,7 +6,10 @@ Reads every results.json (and failed.json) under the given paths and writes to D
 - report.md: one row per run: System 1 / System 2 / distilled accuracy and tokens per input, kept fraction,
   broad-benchmark deltas with regressions marked;
 - accuracy_vs_tokens.png: every run's three points (System 1, System 2, distilled) and the Pareto front;
-- report.html: one page with the same table and the plot embedded.
+- report.html: one page with the same table and the plot embedded;
+- for continuous runs (`rounds`, s2d/loops.py) rounds.png and a per-round table: accuracy and tokens per round,
+  the curation's kept fraction and target accuracy; for multi-task runs (`tasks`) tasks.png and a per-task table:
+  System 1, System 2, the per-task distilled model and the joint model on each task.
 Where the runs were logged to W&B (or with --wandb online/offline), one summary W&B run in the sweep's group
 logs the same table and chart.
 """
@@ -144,7 +147,121 @@ def plot(runs: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def html_page(rows: list[dict], failed: list[dict], png: Path) -> str:
+ROUND_HEAD = ["run", "round", "S1 acc", "S2 acc", "S2 tok/input", "distilled acc", "distilled tok/input", "kept",
+              "target acc", "cached"]
+TASK_HEAD = ["run", "task", "technique", "filter", "weight", "S1 acc", "S2 acc", "distilled acc (own model)",
+             "joint acc", "joint − own"]
+
+
+def round_rows(runs: list[dict]) -> list[list[str]]:
+    """One row per round of every continuous run (ROUND_HEAD)."""
+    return [[name, str(r["round"]), _pct(r["system1"]["accuracy"]), _pct(r["system2"]["accuracy"]),
+             f"{r['system2']['tokens_per_input']:.1f}", _pct(r["distilled"]["accuracy"]),
+             f"{r['distilled']['tokens_per_input']:.1f}", _pct(r["curation"].get("kept_fraction")),
+             _pct(r["curation"].get("target_accuracy")),
+             "yes" if all(s.get("cached") for s in r.get("stages", {}).values()) else "no"]
+            for run, name in zip(runs, labels(runs)) for r in run.get("rounds") or []]
+
+
+def task_rows(runs: list[dict]) -> list[list[str]]:
+    """One row per task of every multi-task run (TASK_HEAD)."""
+    return [[name, task, t["technique"], t["filter"], f"{t['weight']:g}", _pct(t["system1"]["accuracy"]),
+             _pct(t["system2"]["accuracy"]), _pct(t["distilled"]["accuracy"]), _pct(t["joint"]["accuracy"]),
+             f"{t['joint_minus_distilled']:+.1%}"]
+            for run, name in zip(runs, labels(runs)) for task, t in (run.get("tasks") or {}).items()]
+
+
+def md_table(head: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                      *("| " + " | ".join(r) + " |" for r in rows)]) + "\n"
+
+
+def plot_rounds(runs: list[dict], path: Path) -> None:
+    """Per continuous run: System 2 and distilled accuracy per round (System 1 of the base dashed), tokens per
+    input per round, and the curation's kept fraction and target accuracy per round."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (acc, tok, cur) = plt.subplots(1, 3, figsize=(13, 4), dpi=110)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (run, name) in enumerate(zip(runs, labels(runs))):
+        rounds = run.get("rounds") or []
+        if not rounds:
+            continue
+        color, x = colors[i % len(colors)], [r["round"] for r in rounds]
+        acc.plot(x, [r["system2"]["accuracy"] for r in rounds], marker="s", color=color, alpha=0.5)
+        acc.plot(x, [r["distilled"]["accuracy"] for r in rounds], marker="^", color=color, label=name)
+        acc.axhline(rounds[0]["system1"]["accuracy"], color=color, linestyle=":", linewidth=1)
+        tok.plot(x, [r["system2"]["tokens_per_input"] for r in rounds], marker="s", color=color, alpha=0.5)
+        tok.plot(x, [r["distilled"]["tokens_per_input"] for r in rounds], marker="^", color=color, label=name)
+        cur.plot(x, [r["curation"]["kept_fraction"] for r in rounds], marker="o", color=color, label=f"{name} kept")
+        cur.plot(x, [r["curation"].get("target_accuracy") or 0.0 for r in rounds], marker="x", color=color,
+                 linestyle="--", label=f"{name} target acc")
+    for ax, title in ((acc, "accuracy: distilled (^), System 2 (s), base System 1 (:)"),
+                      (tok, "tokens per input"), (cur, "curation: kept fraction (o), target accuracy (x)")):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("round")
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    acc.set_ylim(-0.03, 1.03)
+    cur.set_ylim(-0.03, 1.03)
+    acc.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+TASK_BARS = (("system1", "System 1"), ("system2", "System 2"), ("distilled", "distilled (own model)"),
+             ("joint", "joint model"))
+
+
+def plot_tasks(runs: list[dict], path: Path) -> None:
+    """Per task of every multi-task run: System 1, System 2, its own distilled model and the joint model."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [(f"{name}\n{task}", t) for run, name in zip(runs, labels(runs))
+              for task, t in (run.get("tasks") or {}).items()]
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(groups)), 4), dpi=110)
+    width = 0.8 / len(TASK_BARS)
+    for j, (key, title) in enumerate(TASK_BARS):
+        ax.bar([i + (j - 1.5) * width for i in range(len(groups))], [t[key]["accuracy"] for _, t in groups],
+               width=width, label=title)
+    ax.set_xticks(range(len(groups)), [g for g, _ in groups], fontsize=7)
+    ax.set_ylim(0, 1.03)
+    ax.set_ylabel("accuracy")
+    ax.set_title("per task: the joint model against each task's own distilled model")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def loop_sections(runs: list[dict], out: Path) -> tuple[str, str]:
+    """The per-round and per-task panels (markdown, HTML), drawing rounds.png / tasks.png where runs have them."""
+    md, page = "", ""
+    for key, head, rows, draw, title in (
+            ("rounds", ROUND_HEAD, round_rows(runs), plot_rounds, "Per round (continuous loop)"),
+            ("tasks", TASK_HEAD, task_rows(runs), plot_tasks, "Per task (multi-task distillation)")):
+        if not rows:
+            continue
+        png = out / f"{key}.png"
+        draw(runs, png)
+        md += f"\n## {title}\n\n" + md_table(head, rows)
+        cells_html = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        image = base64.b64encode(png.read_bytes()).decode()
+        page += (f"<h2>{title}</h2><table id='{key}'><thead><tr>"
+                 + "".join(f"<th>{html.escape(h)}</th>" for h in head) + f"</tr></thead><tbody>{cells_html}"
+                 f"</tbody></table><img id='{key}-plot' alt='{title}' src='data:image/png;base64,{image}'>")
+    return md, page
+
+
+def html_page(rows: list[dict], failed: list[dict], png: Path, extra: str = "") -> str:
     body = []
     for r in rows:
         tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells(r)[:-1])
@@ -173,6 +290,7 @@ regression threshold (stderrs of the paired delta).</p>
 {"<h2>Failed jobs</h2><ul id='failed'>" + failed_html + "</ul>" if failed else ""}
 <h2>Accuracy vs tokens</h2>
 <img id="pareto" alt="accuracy vs tokens per input with the Pareto front" src="data:image/png;base64,{image}">
+{extra}
 </body></html>
 """
 
@@ -206,7 +324,9 @@ def log_to_wandb(runs: list[dict], rows: list[dict], png: Path, mode: str) -> No
         points = wandb.Table(columns=["run", "row", "tokens_per_input", "accuracy"],
                              data=[[run_label, name, r[k]["tokens_per_input"], r[k]["accuracy"]]
                                    for r, run_label in zip(runs, labels(runs)) for k, name, _ in ROWS])
-        run.log({"runs": table, "accuracy_vs_tokens": wandb.Image(str(png)),
+        panels = {f"{key}_panel": wandb.Image(str(png.parent / f"{key}.png")) for key in ("rounds", "tasks")
+                  if any(r.get(key) for r in runs)}
+        run.log({"runs": table, "accuracy_vs_tokens": wandb.Image(str(png)), **panels,
                  "accuracy_vs_tokens_scatter": wandb.plot.scatter(points, "tokens_per_input", "accuracy",
                                                                   title="accuracy vs tokens per input")})
     finally:
@@ -228,9 +348,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = table_rows(runs)
     png = out / "accuracy_vs_tokens.png"
     plot(runs, png)
-    md = markdown(rows, failed)
+    loop_md, loop_html = loop_sections(runs, out)
+    md = markdown(rows, failed) + loop_md
     atomic_write_text(out / "report.md", f"# s2d report ({len(rows)} runs)\n\n" + md)
-    atomic_write_text(out / "report.html", html_page(rows, failed, png))
+    atomic_write_text(out / "report.html", html_page(rows, failed, png, loop_html))
     log_to_wandb(runs, rows, png, args.wandb)
     print(md)
     print(f"wrote {out / 'report.html'}, {out / 'report.md'}, {png}")

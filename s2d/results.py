@@ -28,26 +28,57 @@ def package_versions() -> dict:
 
 
 def build_results(ctx, started: dt.datetime, wall_s: float) -> dict:
-    cfg, ev = ctx.cfg, ctx.evaluated.rows
-    curation = dict(ctx.curated.stats)
+    return {"run": run_block(ctx.cfg, ctx.run_dir, started, wall_s), **blocks(ctx)}
+
+
+def run_block(cfg, run_dir, started: dt.datetime, wall_s: float) -> dict:
+    return {"name": str(cfg.name), "model": str(cfg.model.name), "technique": str(cfg.technique.name),
+            "task": str(cfg.task.name), "filter": str(cfg.filter.name), "training": str(cfg.training.name),
+            "backend": str(cfg.backend.name), "seed": int(cfg.seed), "data_seed": int(cfg.data.seed),
+            "git_sha": git_sha(),
+            "started": started.isoformat(timespec="seconds"),
+            "wall_s": round(wall_s, 2), "run_dir": str(run_dir), "packages": package_versions(),
+            "train_size": int(cfg.data.train_size), "test_size": int(cfg.data.test_size)}
+
+
+def blocks(ctx) -> dict:
+    """Every block of results.json but `run`, from one Context's stage outputs (a run, a round or a task)."""
+    ev = ctx.evaluated.rows
     return {
-        "run": {"name": str(cfg.name), "model": str(cfg.model.name), "technique": str(cfg.technique.name),
-                "task": str(cfg.task.name), "filter": str(cfg.filter.name), "training": str(cfg.training.name),
-                "backend": str(cfg.backend.name), "seed": int(cfg.seed), "data_seed": int(cfg.data.seed),
-                "git_sha": git_sha(),
-                "started": started.isoformat(timespec="seconds"),
-                "wall_s": round(wall_s, 2), "run_dir": str(ctx.run_dir), "packages": package_versions(),
-                "train_size": int(cfg.data.train_size), "test_size": int(cfg.data.test_size)},
         "system1": ev["system1"],
         "system2": ev["system2"],
         "distilled": ev["distilled"],
         "variants": {k: v for k, v in ev.items() if "@" in k},   # System 1 prompt variants (Table 7), if asked
-        "curation": curation,
+        "curation": dict(ctx.curated.stats),
         "ablations": {name: {"curation": a.stats, "distilled": ev[f"distilled[{name}]"]}
                       for name, a in ctx.curated.ablations.items()},
         "broad": ctx.broad.broad,
         "stages": ctx.stages,
     }
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+def loop_lines(results: dict) -> list[str]:
+    """Per round / per task lines under the table (s2d/loops.py), where the run has them."""
+    lines = []
+    if results.get("rounds"):
+        lines += ["", "round  S2 acc  S2 tok  distilled acc  distilled tok  kept   target acc  cached"]
+        for r in results["rounds"]:
+            c = r["curation"]
+            lines.append(f"{r['round']:5d}  {r['system2']['accuracy']:6.1%}  {r['system2']['tokens_per_input']:6.1f}"
+                         f"  {r['distilled']['accuracy']:13.1%}  {r['distilled']['tokens_per_input']:13.1f}"
+                         f"  {c['kept_fraction']:4.0%}  {_pct(c.get('target_accuracy')):>10s}"
+                         f"  {'yes' if all(s['cached'] for s in r['stages'].values()) else 'no':>6s}")
+    if results.get("tasks"):
+        lines += ["", f"{'task':24s}  technique  filter     S1 acc  S2 acc  own distilled  joint   joint-own"]
+        for name, t in results["tasks"].items():
+            lines.append(f"{name:24s}  {t['technique']:9s}  {t['filter']:9s}  {t['system1']['accuracy']:6.1%}  "
+                         f"{t['system2']['accuracy']:6.1%}  {t['distilled']['accuracy']:13.1%}  "
+                         f"{t['joint']['accuracy']:6.1%}  {t['joint_minus_distilled']:+9.1%}")
+    return lines
 
 
 def _extra_lines(rows) -> list[str]:
@@ -94,4 +125,5 @@ def format_table(results: dict) -> str:
         lines += ["", f"broad benchmarks (lm-eval){'':8}  base  distilled   delta  stderr  regressed     n"]
         lines += [f"{name:34s} {b['base']:5.1%}  {b['distilled']:9.1%}  {b['delta']:+6.1%}  {b['stderr']:6.1%}  "
                   f"{'YES' if b['regressed'] else 'no':>9s}  {b['n']:4d}" for name, b in results["broad"].items()]
+    lines += loop_lines(results)
     return "\n".join(lines)

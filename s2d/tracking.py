@@ -39,6 +39,28 @@ def flatten(block: dict, prefix: str = "") -> dict:
     return out
 
 
+def loop_summary(results: dict) -> dict:
+    """Summary keys of the loops (s2d/loops.py): `round/<k>/distilled/accuracy`, `round/<k>/curation/kept_fraction`,
+    `task/<name>/joint/accuracy`, `task/<name>/joint_minus_distilled`, ..."""
+    out = {}
+    for r in results.get("rounds") or []:
+        out.update(flatten({k: v for k, v in r.items() if k not in ("round", "stages")}, f"round/{r['round']}/"))
+    for name, t in (results.get("tasks") or {}).items():
+        out.update(flatten({k: v for k, v in t.items() if k != "stages"}, f"task/{name}/"))
+    return out
+
+
+ROUND_COLUMNS = ("round", "system1_accuracy", "system2_accuracy", "system2_tokens", "distilled_accuracy",
+                 "distilled_tokens", "kept_fraction", "target_accuracy")
+
+
+def round_row(r: dict) -> list:
+    """One round as a row of ROUND_COLUMNS (the W&B `rounds` table and the per-round chart)."""
+    return [r["round"], r["system1"]["accuracy"], r["system2"]["accuracy"], r["system2"]["tokens_per_input"],
+            r["distilled"]["accuracy"], r["distilled"]["tokens_per_input"], r["curation"]["kept_fraction"],
+            r["curation"].get("target_accuracy")]
+
+
 class Tracker:
     def __init__(self, cfg, run_dir: Path, identity: dict | None = None):
         self.run = None
@@ -86,11 +108,28 @@ class Tracker:
 
     def _log_results(self, results, eval_samples, distill_set, distill_path, log_adapter_path) -> None:
         wandb = self.wandb
-        self.run.summary.update(flatten({k: v for k, v in results.items() if k != "run"}))
+        self.run.summary.update({**flatten({k: v for k, v in results.items() if k not in ("run", "rounds", "tasks")}),
+                                 **loop_summary(results)})
         tables = {"samples": self._samples_table(eval_samples), "distill_set": self._distill_table(distill_set)}
         if results.get("broad"):
             tables["broad"] = self._broad_table(results["broad"])
+        if results.get("rounds"):
+            tables["rounds"] = wandb.Table(columns=list(ROUND_COLUMNS),
+                                           data=[round_row(r) for r in results["rounds"]])
+        if results.get("tasks"):
+            cols = ["task", "technique", "filter", "weight", "system1_accuracy", "system2_accuracy",
+                    "distilled_accuracy", "joint_accuracy", "joint_minus_distilled"]
+            tables["tasks"] = wandb.Table(columns=cols, data=[
+                [name, t["technique"], t["filter"], t["weight"], t["system1"]["accuracy"], t["system2"]["accuracy"],
+                 t["distilled"]["accuracy"], t["joint"]["accuracy"], t["joint_minus_distilled"]]
+                for name, t in results["tasks"].items()])
         self.run.log(tables)
+        if results.get("rounds"):   # a round axis: W&B line charts of each metric over rounds
+            self.run.define_metric("per_round/*", step_metric="round")
+            for r in results["rounds"]:
+                self.run.log({"round": r["round"],
+                              **{f"per_round/{c}": v for c, v in zip(ROUND_COLUMNS[1:], round_row(r)[1:])
+                                 if v is not None}})
         if distill_path:
             art = wandb.Artifact(f"distill-set-{self.run.id}", type="dataset",
                                  metadata=results.get("curation", {}))

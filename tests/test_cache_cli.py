@@ -41,3 +41,15 @@ def test_verify_fails_on_damage_and_prune_removes_only_what_is_broken(tmp_path, 
     assert not (cache / "checkpoints" / ".k1.staging").exists()
     main(["verify", "--cache-dir", str(cache)])
     assert json.loads((cache / "distill_sets" / "good.json").read_text()) == {"examples": []}
+
+
+def test_merged_round_models_are_listed_and_a_killed_merge_is_pruned(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    (cache / "merged" / "k1").mkdir(parents=True)
+    (cache / "merged" / "k1" / "config.json").write_text("{}")
+    (cache / "merged" / ".k2.abc" / "hf").mkdir(parents=True)                      # a merge killed midway
+    main(["list", "--cache-dir", str(cache)])
+    out = capsys.readouterr().out
+    assert "merged       k1" in out and ".k2.abc" in out
+    main(["prune", "--cache-dir", str(cache)])
+    assert (cache / "merged" / "k1").exists() and not (cache / "merged" / ".k2.abc").exists()

@@ -56,6 +56,13 @@ def _s2d(*args):
                             "seed, test_size, train_size"),
     (["-m", "seed=0,1", "training.lora.rank=4"], "unknown config key 'training.lora.rank'"),
     (["experiment=demo", "benchmarks=none", "data.train_sise=3"], "unknown config key 'data.train_sise'"),
+    (["tasks=[{task: nope, technique: cot, filter: none}]"], "unknown task (tasks[0].task) 'nope'; valid choices: "),
+    (["tasks=[{task: addition, technique: cot, filter: none, overrides: ['technique.steps.1.max_new_tokens=8']}]"],
+     "tasks entry 'addition': unknown config key 'technique.steps.1.max_new_tokens'"),
+    (["rounds=0"], "bad rounds=0: must be an integer >= 1"),
+    # the loops reach prepare inside the running app (an entry composed by Hydra there) and stop at the bad model
+    (["tasks=[{task: addition, technique: cot, filter: none}]", "model.path=/no/such/dir"], "model.path='/no/such/dir'"),
+    (["rounds=2", "model.path=/no/such/dir"], "model.path='/no/such/dir'"),
 ])
 def test_bad_input_is_one_line_and_nonzero(args, needle):
     r = _s2d(*args)

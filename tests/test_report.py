@@ -68,3 +68,26 @@ def test_report_logs_one_summary_wandb_run_in_the_sweep_group(tmp_path, monkeypa
         if rec.WhichOneof("record_type") == "run":
             runs.append(rec.run)
     assert runs and runs[0].run_group == "my-sweep" and runs[0].job_type == "report"
+
+
+def test_report_draws_per_round_and_per_task_panels(tmp_path):
+    from tests.test_loops import _curation, _round, _row
+    rounds = _results(0.75)
+    rounds["rounds"] = [_round(1, 0.5), _round(2, 0.75)]
+    multi = _results(0.5)
+    multi["tasks"] = {"addition": {"technique": "cot", "filter": "majority", "weight": 1.0, "system1": _row(0.25),
+                                   "system2": _row(0.5), "distilled": _row(0.75), "joint": _row(0.5),
+                                   "joint_minus_distilled": -0.25, "curation": _curation(2)}}
+    for name, r in (("continuous", rounds), ("multitask", multi)):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "results.json").write_text(json.dumps(r))
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--wandb", "disabled"])
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Per round" in md
+    assert "| continuous | 2 | 20.0% | 75.0% | 40.0 | 75.0% | 8.0 | 50.0% | 50.0% | yes |" in md
+    assert "## Per task" in md
+    assert "| multitask | addition | cot | majority | 1 | 25.0% | 50.0% | 75.0% | 50.0% | -25.0% |" in md
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "id='rounds'" in page and "id='tasks-plot'" in page
+    for png in ("rounds.png", "tasks.png"):
+        assert (tmp_path / "rep" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

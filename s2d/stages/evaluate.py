@@ -23,8 +23,9 @@ from s2d.techniques.chain import system1_technique
 
 @dataclass
 class Row:
-    """One row of the results table: which model (`arm`: system1 | system2 | distilled), trained on which ablation
-    filter's set (None: the run's filter), under which System 1 prompt variant (None: the task's own)."""
+    """One row of the results table: which model (`arm`: system1 | system2 | distilled | joint, the multi-task
+    model of s2d/loops.py), trained on which ablation filter's set (None: the run's filter), under which System 1
+    prompt variant (None: the task's own)."""
     arm: str
     filter: str | None = None
     variant: str | None = None

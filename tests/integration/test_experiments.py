@@ -21,6 +21,15 @@ SHORT = {
                      "task.answer_max_new_tokens=8", "data.test_size=1"],
     "paper_table4": ["technique.steps.0.max_new_tokens=16", "filter.samples_per_input=2", "eval.votes=[1,2]",
                      "task.fewshot_k=1"],
+    "continuous": ["technique.steps.0.max_new_tokens=8", "technique.steps.1.max_new_tokens=8",
+                   "filter.samples_per_input=2", "rounds=2"],
+    # Each entry's generation budget cut in its own overrides (one run-wide override cannot fit S2A's two steps
+    # and CoT's one); weights, tasks, techniques and filters as in the experiment file.
+    "multitask": ["tasks=[{task: addition_sycophancy, technique: s2a, filter: majority, weight: 1.0, overrides: "
+                  "['technique.steps.0.max_new_tokens=8', 'technique.steps.1.max_new_tokens=8']}, "
+                  "{task: addition, technique: cot, filter: majority, weight: 1.0, overrides: "
+                  "['technique.steps.0.max_new_tokens=8']}]",
+                  "filter.samples_per_input=2", "benchmarks.limit=2", "benchmarks.limit_overrides.gsm8k=1"],
 }
 EXPERIMENTS = sorted(config_groups()["experiment"])
 
@@ -48,3 +57,8 @@ def test_experiment_runs_tiny_and_reruns_fully_cached(s2d, tmp_path, experiment)
         assert results["ablations"]["gold"]["curation"]["uses_gold_labels"]
         assert {"accuracy_unbiased", "accuracy_biased_correct", "opinion_rate"} <= set(results["distilled"])
         assert results["broad"] and results["run"]["data_seed"] == 0
+    if experiment == "continuous":
+        assert [r["round"] for r in results["rounds"]] == [1, 2]
+    if experiment == "multitask":
+        assert set(results["tasks"]) == {"addition_sycophancy", "addition"} and results["broad"]
+        assert all(0.0 <= t["joint"]["accuracy"] <= 1.0 for t in results["tasks"].values())

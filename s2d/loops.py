@@ -1,0 +1,398 @@
+"""Beyond the paper (its §6.1 open questions): the continuous distillation loop and multi-task distillation.
+
+    s2d experiment=continuous                  # 3 rounds of S2A distillation on the demo's model and task
+    s2d experiment=continuous rounds=4         # one round more: rounds 1-3 come from the cache, only round 4 runs
+    s2d experiment=multitask                   # two tasks, each with its technique and filter, one joint model
+    s2d 'tasks=[{task: addition_sycophancy, technique: s2a, filter: majority, weight: 1.0},
+                {task: addition, technique: cot, filter: majority, weight: 0.5}]'
+
+Both run the single-run stages (s2d/pipeline.py, s2d/stages/) over more than one Context; no stage is copied.
+
+**Continuous loop** (`rounds: N`, `run_rounds`). Round k is a Context whose base model is round k-1's distilled
+model and whose unlabeled inputs are fresh: items [(k-1)T, kT) of the task's pool built with train_size kT
+(T = `data.train_size`, `round_pool`). Tasks' splits are prefix-stable, so these are the same items whatever N is,
+never an earlier round's, and the test split is the same in every round (both checked, one clear line otherwise).
+Round k-1's LoRA adapter is **merged** into its base weights (`<cache_dir>/merged/<checkpoint key>`, written once,
+atomically) and round k trains a fresh LoRA adapter on that folder. Merged, not stacked: every round's base is one
+ordinary HF folder that vLLM serves, lm-eval scores and `training=lora` trains exactly as the original model, and
+round k's adapter stays the same size as round 1's. (A full fine-tune is a full folder already: no merge.) In cache
+keys the merged model is `merged:<checkpoint key>`, a key that chains every earlier round's generations, curation
+and training; nothing of round k depends on N, so a rerun with more rounds computes only the new rounds. Round 1
+is exactly the single run (same keys). Round k's `system1` row is its base model (round k-1's distilled model,
+merged) answering directly; its broad block (with `benchmarks`) compares round k's base with round k's model.
+
+**Multi-task distillation** (`tasks: [...]`, `run_multitask`). Each entry is the run's config with its own task,
+technique and filter: composed by Hydra as `s2d task=.. technique=.. filter=..` plus the run's other overrides,
+then the entry's `overrides` (keys under task., technique., filter. only: model, data and training are the run's).
+Each entry runs generate -> curate -> train -> evaluate exactly as that single run would (same caches: its
+per-task model is the single run's). The curated sets are then mixed (`mix`: weight w puts floor(w) copies of a
+task's set in the mix plus a seeded sample of the fraction w - floor(w) of it; 0 keeps a task out of training, so
+it measures pure transfer), one joint model is trained on the mix (same training config and seed), scored on
+every task's test split (row `joint`) and on the broad benchmarks (base vs joint).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from s2d.errors import UserError, check_choice, check_positive
+
+ENTRY_KEYS = ("name", "task", "technique", "filter", "weight", "overrides")
+ENTRY_GROUPS = ("task", "technique", "filter")
+LOOP_KEYS = ("tasks", "rounds")
+ROUND_BLOCKS = ("system1", "system2", "distilled", "variants", "curation", "ablations", "broad", "stages")
+
+
+@dataclass
+class LoopRun:
+    """What the app writes and logs after a loop: results.json, and for W&B the evaluation samples, the (last or
+    joint) distillation set and its file, and the (last or joint) checkpoint."""
+    results: dict
+    samples: dict
+    examples: list
+    distill_path: str
+    checkpoint: str | None
+
+
+def wanted(cfg) -> bool:
+    """`rounds: 1` and no `tasks`: the single run (s2d/cli.py), untouched."""
+    return cfg.get("rounds", 1) not in (1, None) or bool(cfg.get("tasks"))
+
+
+def check(cfg) -> None:
+    """Value checks of the loop keys, before anything starts (one clear line each)."""
+    rounds = 1 if cfg.get("rounds") is None else cfg.rounds
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
+        raise UserError(f"bad rounds={rounds!r}: must be an integer >= 1")
+    if cfg.get("tasks") and rounds > 1:
+        raise UserError("rounds > 1 with tasks: [...] is not supported; run the continuous loop on one task "
+                        "(rounds=N) or the multi-task run (tasks=[...]) with rounds=1")
+
+
+def run(cfg, run_dir: Path, overrides: list[str], started, t0: float) -> LoopRun:
+    check(cfg)
+    if cfg.get("tasks"):
+        return run_multitask(cfg, Path(run_dir), overrides, started, t0)
+    return run_rounds(cfg, Path(run_dir), started, t0)
+
+
+# ---- the continuous loop -----------------------------------------------------------------------------------
+
+def round_pool(k: int, train_size: int) -> slice:
+    """Round k's (from 1) fresh unlabeled inputs: items [(k-1)T, kT) of the pool built with train_size kT."""
+    return slice((k - 1) * train_size, k * train_size)
+
+
+def check_round_data(task: str, k: int, test: list, first_test: list, pool: list, size: int, earlier: set) -> None:
+    """Round k must be scored on round 1's test items and train on inputs no earlier round saw. `test`, `pool`:
+    (item id, input hash) pairs; `earlier`: the input hashes of every earlier round's pool."""
+    if test != first_test:
+        raise UserError(f"task '{task}': its test split changes with data.train_size, so rounds would not be scored "
+                        "on the same items; rounds > 1 needs a task with prefix-stable splits (e.g. addition, "
+                        "addition_sycophancy, last_letter, coin_flip)")
+    if len(pool) < size:
+        raise UserError(f"task '{task}': round {k} needs unlabeled inputs {(k - 1) * size}..{k * size - 1}, the task "
+                        f"has {(k - 1) * size + len(pool)}; lower rounds or data.train_size")
+    seen = {h for _, h in pool} & earlier
+    if seen:
+        raise UserError(f"task '{task}': round {k}'s unlabeled inputs repeat {len(seen)} input(s) of an earlier round "
+                        "(its splits are not prefix-stable); rounds > 1 needs fresh inputs per round")
+
+
+def next_base(ctx) -> tuple[tuple[str, str | None], bool]:
+    """The next round's base (folder, cache identity) from this round's distilled model, and whether it was already
+    there: the LoRA adapter merged into this round's base (cached by the checkpoint key), a full fine-tune's own
+    folder, or this round's base again when curation kept nothing to train on."""
+    from s2d.models import merged_model
+    trained = ctx.trained
+    if trained.path is None:
+        return (ctx.model_path, ctx.base_identity), True
+    if trained.method == "full":
+        return (trained.path, f"checkpoint:{trained.key}"), True
+    target = Path(ctx.cache_dir) / "merged" / trained.key
+    print(f"[s2d] merging round adapter {trained.key} into {target}", flush=True)
+    cached = merged_model(ctx.model_path, trained.path, target)
+    return (str(target), f"merged:{trained.key}"), cached
+
+
+def run_rounds(cfg, run_dir: Path, started, t0: float) -> LoopRun:
+    from s2d.generation import input_hash
+    from s2d.pipeline import prepare, run_stages
+    from s2d.results import blocks, run_block
+
+    n, size = int(cfg.rounds), int(cfg.data.train_size)
+    entries, earlier, first_test, base, ctx = [], set(), None, None, None
+    for k in range(1, n + 1):
+        merge = None
+        if k > 1:
+            start = time.perf_counter()
+            base, merged = next_base(ctx)
+            merge = {"cached": merged, "wall_s": round(time.perf_counter() - start, 2), "model": base[1]}
+        print(f"[s2d] ===== round {k} of {n} =====", flush=True)
+        pool = round_pool(k, size)
+        ctx = prepare(cfg, run_dir / f"round{k}", base=base, pool=pool)
+        test = [(i.id, input_hash(i)) for i in ctx.test_items]
+        first_test = first_test or test
+        pool_sig = [(i.id, input_hash(i)) for i in ctx.train_items]
+        check_round_data(str(cfg.task.name), k, test, first_test, pool_sig, size, earlier)
+        earlier |= {h for _, h in pool_sig}
+        try:
+            run_stages(ctx)
+        finally:
+            ctx.release_generator()   # the next round serves another base model
+        if merge:
+            ctx.stages = {"merge": merge, **ctx.stages}
+        entries.append({"round": k, "model": ctx.model_identity["path"], "pool": [pool.start, pool.stop],
+                        **blocks(ctx)})
+    results = {"run": {**run_block(cfg, run_dir, started, time.perf_counter() - t0), "rounds": n},
+               **assemble_rounds(entries), "rounds": entries}
+    return LoopRun(results, ctx.evaluated.samples, ctx.curated.examples,
+                   str(run_dir / f"round{n}" / "distill_set.json"), ctx.trained.path)
+
+
+def assemble_rounds(entries: list[dict]) -> dict:
+    """The top-level blocks of a continuous run: `system1` is round 1's (the base model, the baseline every
+    round is read against), the other rows and curation are the last round's, `stages` every round's
+    (`round<k>/<stage>`)."""
+    last = entries[-1]
+    out = {key: last[key] for key in ROUND_BLOCKS if key != "stages"}
+    out["system1"] = entries[0]["system1"]
+    out["stages"] = {f"round{e['round']}/{name}": s for e in entries for name, s in e["stages"].items()}
+    return out
+
+
+# ---- multi-task distillation -------------------------------------------------------------------------------
+
+def task_entries(tasks, groups: dict[str, list[str]]) -> list[dict]:
+    """The `tasks` list as checked plain dicts: known keys, known group options, distinct names, weights >= 0."""
+    from s2d.cache import plain
+    out = []
+    for i, entry in enumerate(plain(tasks) or []):
+        if not isinstance(entry, dict):
+            raise UserError(f"tasks[{i}] = {entry!r}: each entry is a mapping, e.g. "
+                            "{task: addition, technique: cot, filter: majority, weight: 1.0}")
+        for key in entry:
+            check_choice(f"key in tasks[{i}]", key, ENTRY_KEYS)
+        for group in ENTRY_GROUPS:
+            if group not in entry:
+                raise UserError(f"tasks[{i}] needs a {group}; valid choices: {', '.join(groups[group])}")
+            check_choice(f"{group} (tasks[{i}].{group})", str(entry[group]), groups[group])
+        weight = entry.get("weight", 1.0)
+        check_positive(f"tasks[{i}].weight", weight, allow_zero=True)
+        overrides = [str(o) for o in entry.get("overrides") or []]
+        for o in overrides:
+            key = override_key(o)
+            if not key.startswith(tuple(f"{g}." for g in ENTRY_GROUPS)):
+                raise UserError(f"tasks[{i}].overrides: '{o}' sets '{key}'; an entry sets keys under task., "
+                                "technique. or filter. only (model, data and training are the run's)")
+        out.append({"name": str(entry.get("name") or entry["task"]), **{g: str(entry[g]) for g in ENTRY_GROUPS},
+                    "weight": float(weight), "overrides": overrides})
+    names = [e["name"] for e in out]
+    for name in names:
+        if names.count(name) > 1:
+            raise UserError(f"tasks: two entries are named '{name}'; give one of them a `name`")
+    if out and not any(e["weight"] > 0 for e in out):
+        raise UserError("tasks: every weight is 0; the joint model would have nothing to train on")
+    return out
+
+
+def override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def entry_overrides(run_overrides: list[str], entry: dict) -> list[str]:
+    """The Hydra overrides of an entry's config: the run's own (less its task/technique/filter choices and the loop
+    keys), the entry's choices, no `tasks`, then the entry's own overrides."""
+    keep = [o for o in run_overrides if override_key(o) not in ENTRY_GROUPS + LOOP_KEYS]
+    return keep + [f"{g}={entry[g]}" for g in ENTRY_GROUPS] + ["tasks=[]"] + entry["overrides"]
+
+
+def compose_entry(overrides: list[str]):
+    """An entry's config, composed by Hydra (inside the running app, or on its own in checks and tests)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from s2d.cli import CONF_DIR
+    try:
+        if GlobalHydra.instance().is_initialized():
+            return compose(config_name="config", overrides=overrides)
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=overrides)
+    except Exception as e:   # Hydra's composition errors span lines: keep the first
+        raise UserError(f"tasks entry ({' '.join(overrides[-4:])}): {(str(e).strip().splitlines() or [''])[0]}") \
+            from None
+
+
+def check_entries(argv: list[str]) -> None:
+    """Before any model loads (cli.main): the `tasks` entries (from the command line or an experiment file) and
+    each entry's own config through the command line's checks (group options, unknown keys)."""
+    from hydra import compose, initialize_config_dir
+
+    from s2d.cli import (
+        CONF_DIR,
+        check_config_keys,
+        check_group_overrides,
+        config_groups,
+        parse_overrides,
+    )
+    args = [f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override()
+            else o.input_line for o in parse_overrides(argv)]
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=args)
+    except Exception:   # not ours to report: Hydra says it as it always does when the app starts
+        return
+    check(cfg)
+    if not cfg.get("tasks"):
+        return
+    run_args = [a for a in argv if "=" in a and not a.startswith("-")]
+    for entry in task_entries(cfg.tasks, config_groups()):
+        entry_args = entry_overrides(run_args, entry)
+        try:
+            check_group_overrides(entry_args)
+            check_config_keys(entry_args)
+        except UserError as e:
+            raise UserError(f"tasks entry '{entry['name']}': {e}") from None
+
+
+def mix(sets: dict[str, list[dict]], weights: dict[str, float], seed: int) -> list[dict]:
+    """The joint distillation set: weight w puts floor(w) copies of a task's curated set in the mix, plus a sample
+    (seeded by `seed` and the task) of round((w - floor(w)) * its size) of its examples; the mix is then shuffled
+    with `seed`. Each example carries its task's name under `task`."""
+    out = []
+    for name, examples in sets.items():
+        w = float(weights[name])
+        whole = math.floor(w)
+        tagged = [{**e, "task": name} for e in examples]
+        out += tagged * whole + random.Random(f"mix-{seed}-{name}").sample(tagged, round((w - whole) * len(tagged)))
+    random.Random(f"mix-{seed}").shuffle(out)
+    return out
+
+
+def pooled(rows: list[dict]) -> dict:
+    """One results row over several tasks' test items: accuracy, tokens and calls per input averaged with each
+    task's n as weight (the mean over all items), counts summed."""
+    n = sum(int(r["n"]) for r in rows)
+    out = {"n": n, "unparsed": sum(int(r["unparsed"]) for r in rows), "tasks": len(rows)}
+    for key in ("accuracy", "tokens_per_input", "calls_per_input", "unparsed_rate"):
+        if all(r.get(key) is not None for r in rows):
+            out[key] = sum(float(r[key]) * int(r["n"]) for r in rows) / n if n else 0.0
+    return out
+
+
+def pooled_curation(stats: list[dict]) -> dict:
+    """One curation block over several tasks' sets (target accuracy over every kept input that has one)."""
+    inputs, kept = sum(s["inputs"] for s in stats), sum(s["kept"] for s in stats)
+    scored = [s for s in stats if s.get("target_accuracy") is not None]
+    counted = sum(s["kept"] for s in scored)
+    samples = sorted({s["samples_per_input"] for s in stats})
+    return {"inputs": inputs, "samples_per_input": samples[0] if len(samples) == 1 else "+".join(map(str, samples)),
+            "kept": kept, "kept_fraction": kept / inputs if inputs else 0.0,
+            "target_accuracy": sum(s["target_accuracy"] * s["kept"] for s in scored) / counted if counted else None,
+            "filter": "+".join(s["filter"] for s in stats),
+            "uses_gold_labels": any(s.get("uses_gold_labels") for s in stats)}
+
+
+def run_multitask(cfg, run_dir: Path, overrides: list[str], started, t0: float) -> LoopRun:
+    from s2d.cache import atomic_write_json, keyed
+    from s2d.cli import config_groups
+    from s2d.outputs import BroadScores
+    from s2d.pipeline import STAGES, Engine, prepare, run_stages
+    from s2d.results import blocks, run_block
+    from s2d.stages import broad
+    from s2d.stages.train import train_cached
+
+    entries = task_entries(cfg.tasks, config_groups())
+    engine = Engine()   # one base model: one generation engine serves every task
+    contexts = {}
+    for entry in entries:   # every entry composed and built before any model work: a bad one fails first
+        contexts[entry["name"]] = prepare(compose_entry(entry_overrides(overrides, entry)),
+                                          run_dir / "tasks" / entry["name"], engine=engine)
+    first = next(iter(contexts.values()))
+    try:
+        for name, ctx in contexts.items():
+            print(f"[s2d] ===== task {name} ({ctx.cfg.technique.name}, filter {ctx.cfg.filter.name}) =====", flush=True)
+            run_stages(ctx, STAGES[:-1])
+            ctx.broad = BroadScores(broad={}, cached=True, info={"skipped": "multi-task: the joint model is scored"})
+        # The joint model: the curated sets mixed by weight, trained once with the run's training config and seed.
+        joint = dataclasses.replace(first, run_dir=run_dir / "joint", stages={}, trained=None, evaluated=None,
+                                    broad=None)
+        weights = {e["name"]: e["weight"] for e in entries}
+        start = time.perf_counter()
+        mixed = mix({n: c.curated.examples for n, c in contexts.items()}, weights, int(cfg.seed))
+        mix_key = keyed(first.cache_dir, {"kind": "mix", "version": 1, "seed": int(cfg.seed),
+                                          "sets": {n: [c.curated.key, weights[n]] for n, c in contexts.items()}})
+        counts = {n: sum(e["task"] == n for e in mixed) for n in contexts}
+        atomic_write_json(joint.run_dir / "distill_set.json",
+                          {"stats": {"examples": len(mixed), "per_task": counts, "weights": weights, "key": mix_key},
+                           "examples": mixed})
+        joint.trained = train_cached(joint, mixed, mix_key, "checkpoint")
+        joint.stages["train"] = {"cached": joint.trained.cached, "wall_s": round(time.perf_counter() - start, 2),
+                                 **joint.trained.info}
+        joint_rows, joint_samples = {}, {}
+        for name, ctx in contexts.items():
+            start = time.perf_counter()
+            joint_rows[name], joint_samples[name], cached = joint_row(ctx, joint.trained)
+            joint.stages[f"evaluate/{name}"] = {"cached": cached, "wall_s": round(time.perf_counter() - start, 2)}
+        start = time.perf_counter()
+        joint.broad = broad.run(joint)
+        joint.stages["broad"] = {"cached": joint.broad.cached, "wall_s": round(time.perf_counter() - start, 2),
+                                 **joint.broad.info}
+    finally:
+        first.release_generator()
+    results = assemble_multitask(entries, {n: blocks(c) for n, c in contexts.items()}, joint_rows, counts,
+                                 joint.broad.broad, joint.stages)
+    results["joint"].update(key=mix_key, checkpoint=joint.trained.key)
+    run = run_block(cfg, run_dir, started, time.perf_counter() - t0)
+    run.update({g: "+".join(e[g] for e in entries) for g in ENTRY_GROUPS}, tasks=[e["name"] for e in entries])
+    samples = {row: [{**s, "id": f"{n}/{s['id']}"} for n, c in contexts.items()
+                     for s in (joint_samples[n] if row == "distilled" else c.evaluated.samples[row])]
+               for row in ("system1", "system2", "distilled")}
+    return LoopRun({"run": run, **results}, samples, mixed, str(run_dir / "joint" / "distill_set.json"),
+                   joint.trained.path)
+
+
+def joint_row(ctx, trained) -> tuple[dict, list, bool]:
+    """The joint model's System 1 row on one task's test split, through the evaluate stage's own scoring."""
+    from s2d.stages.evaluate import Row, RowPlan, score_rows
+    from s2d.techniques.chain import system1_technique
+    if trained.path is None:   # nothing kept in any task: the joint model is the base model
+        return ({**ctx.evaluated.rows["system1"], "note": "no training examples kept; joint = base model"},
+                ctx.evaluated.samples["system1"], True)
+    technique = system1_technique(ctx.cfg.task, int(ctx.cfg.eval.max_new_tokens))
+    plan = RowPlan(Row("joint"), technique, {"checkpoint": trained.key}, lambda: ctx.generator(trained.path))
+    rows, samples, cached = score_rows(ctx, [plan])
+    return rows["joint"], samples["joint"], cached
+
+
+def assemble_multitask(entries: list[dict], task_blocks: dict[str, dict], joint_rows: dict[str, dict],
+                       counts: dict[str, int], broad_block: dict, joint_stages: dict) -> dict:
+    """The blocks of a multi-task run. Per task (`tasks.<name>`): its System 1 / System 2 / own distilled rows, the
+    joint model's row on its test split and `joint_minus_distilled` (> 0 transfer, < 0 interference). Top level:
+    every row pooled over all tasks' test items (`pooled`), `distilled` being the joint model (the run's one
+    distilled model) and `distilled_per_task` the per-task models; curation pooled; `broad` base vs joint."""
+    tasks = {}
+    for e in entries:
+        b = task_blocks[e["name"]]
+        tasks[e["name"]] = {"task": e["task"], "technique": e["technique"], "filter": e["filter"],
+                            "weight": e["weight"], "mixed_examples": counts[e["name"]],
+                            "system1": b["system1"], "system2": b["system2"], "distilled": b["distilled"],
+                            "joint": joint_rows[e["name"]],
+                            "joint_minus_distilled": joint_rows[e["name"]]["accuracy"] - b["distilled"]["accuracy"],
+                            "curation": b["curation"], "ablations": b["ablations"], "variants": b["variants"],
+                            "stages": b["stages"]}
+    names = [e["name"] for e in entries]
+    stages = {f"{n}/{stage}": s for n in names for stage, s in tasks[n]["stages"].items()}
+    stages.update({f"joint/{stage}": s for stage, s in joint_stages.items()})
+    return {"system1": pooled([tasks[n]["system1"] for n in names]),
+            "system2": pooled([tasks[n]["system2"] for n in names]),
+            "distilled": pooled([joint_rows[n] for n in names]),
+            "distilled_per_task": pooled([tasks[n]["distilled"] for n in names]),
+            "variants": {}, "curation": pooled_curation([tasks[n]["curation"] for n in names]), "ablations": {},
+            "broad": broad_block, "stages": stages, "tasks": tasks,
+            "joint": {"examples": sum(counts.values()), "per_task": counts,
+                      "weights": {e["name"]: e["weight"] for e in entries}}}
