@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
 from pathlib import Path
 
 BLOCK = 32768
@@ -26,6 +27,9 @@ def raw_records(path: Path) -> list[bytes]:
         pos += HEADER
         chunk = data[pos:pos + length]
         pos += length
+        if rtype in (FULL, FIRST, MIDDLE, LAST) and zlib.crc32(chunk, zlib.crc32(bytes([rtype]))) != _crc:
+            buf = b""                # a chunk still being written (or torn): not a record yet
+            continue
         if rtype == FULL:
             out.append(chunk)
         elif rtype == FIRST:

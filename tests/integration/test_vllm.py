@@ -1,7 +1,6 @@
 """backend=vllm for real (vLLM's CPU build) on the embedded model: the pipeline end to end on one engine, sampled
 generation with n > 1, the distilled model served by the same engine, same seed -> identical records, and a run
-killed during generation that resumes to exactly the records of an uninterrupted run on two replicas, and the
-compiled model loaded from vLLM's cache at the second engine start."""
+killed during generation that resumes to exactly the records of an uninterrupted run on two replicas."""
 import glob
 import json
 import os
@@ -86,10 +85,6 @@ def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_di
 
     resumed = subprocess.run(cmd, cwd=tmp_path, env=s2d_env, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    # The killed run compiled the model (torch.compile, the default) and saved it; this start loads that artefact
-    # instead of compiling again (s2d's patch of vLLM's CPU cache load, `_patch_cpu_aot_load`).
-    log = resumed.stdout + resumed.stderr
-    assert "Directly load AOT compilation" in log and "Compiling model again" not in log, log[-3000:]
     results = json.loads(max(tmp_path.glob("outputs/*/*/results.json"), key=os.path.getmtime).read_text())
     assert results["stages"]["generate"]["generated"] == N_TRAIN * SAMPLES - len(partial)
     after = _records(cache_dir, "train")
