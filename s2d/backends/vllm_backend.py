@@ -217,6 +217,7 @@ def _serve(conn, engine: dict, base_path: str, lora_mode: str) -> None:
     from vllm.inputs import TokensPrompt
 
     if not on_cuda():   # the sampler runs in this process (engine core and executor in-process, see cpu_env)
+        _pin_to_binding()
         _patch_cpu_top_p()
         _patch_cpu_aot_load()
     llm = LLM(**engine)
@@ -428,7 +429,5 @@ def vllm_backend(cfg, base_path: str, checkpoint: str | None = None, kind: str =
 
 
 if __name__ == "__main__":   # a `_Worker` child: serve on the socket whose descriptor the parent passed
-    if not on_cuda():
-        _pin_to_binding()
     _conn = Connection(int(sys.argv[1]))
     _serve(_conn, *_conn.recv())

@@ -23,11 +23,11 @@ def raw_records(path: Path) -> list[bytes]:
         if left < HEADER:            # block trailer: zero padding
             pos += left
             continue
-        _crc, length, rtype = struct.unpack("<IHB", data[pos:pos + HEADER])
+        crc, length, rtype = struct.unpack("<IHB", data[pos:pos + HEADER])
         pos += HEADER
         chunk = data[pos:pos + length]
         pos += length
-        if rtype in (FULL, FIRST, MIDDLE, LAST) and zlib.crc32(chunk, zlib.crc32(bytes([rtype]))) != _crc:
+        if rtype in (FULL, FIRST, MIDDLE, LAST) and zlib.crc32(chunk, zlib.crc32(bytes([rtype]))) != crc:
             buf = b""                # a chunk still being written (or torn): not a record yet
             continue
         if rtype == FULL:
