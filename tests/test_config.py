@@ -35,6 +35,13 @@ def test_rar_2step_prompt_follows_the_task():
     assert "separate these 4 words" in cfg.technique.steps[0].template
     cfg = _compose(["task=coin_flip", "technique=rar_2step"])
     assert cfg.technique.steps[1].template == "{rephrase} Answer the Yes or No question."
+    # Tasks without their own wording take the shared Fig. 3 prompts (conf/task/prompts/rar_fig3.yaml)
+    shared = OmegaConf.load(CONF_DIR / "task" / "prompts" / "rar_fig3.yaml")
+    cfg = _compose(["task=addition", "technique=rar_2step"])
+    assert cfg.technique.steps[0].template == shared.rar_rephrase
+    assert cfg.technique.steps[1].template == "{rephrase}"
+    cfg = _compose(["task=coin_flip", "technique=rar_2step"])
+    assert cfg.technique.steps[0].template == shared.rar_rephrase   # coin flip overrides step 2 only
 
 
 def _s2d(*args):
