@@ -35,7 +35,12 @@ if not OmegaConf.has_resolver("s2d_cache"):
 
 
 def config_groups() -> dict[str, list[str]]:
-    return {d.name: sorted(p.stem for p in d.glob("*.yaml")) for d in CONF_DIR.iterdir() if d.is_dir()}
+    """Every config group (nested ones as `task/prompts`) with its options."""
+    groups: dict[str, list[str]] = {}
+    for path in sorted(CONF_DIR.rglob("*.yaml")):
+        if path.parent != CONF_DIR:
+            groups.setdefault(path.parent.relative_to(CONF_DIR).as_posix(), []).append(path.stem)
+    return groups
 
 
 def parse_overrides(argv: list[str]) -> list:
@@ -149,13 +154,14 @@ def app(cfg) -> float | None:
     from s2d import loops
     from s2d.cache import atomic_write_json
     from s2d.pipeline import prepare, run_stages
-    from s2d.results import build_results, format_table
+    from s2d.results import build_results, format_table, git_sha
     from s2d.tracking import Tracker
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     started, t0 = dt.datetime.now(), time.perf_counter()
+    git_sha()   # read now: the code that runs is the code at the start
     print("[s2d] resolved config:\n" + OmegaConf.to_yaml(cfg, resolve=True), flush=True)
     tracker, ctx, exit_code, metric = None, None, 1, None
     try:

