@@ -45,10 +45,15 @@ class GenerationService:
                                     gen_factory)
 
 
+def generation_payload(key_payload: dict, n_samples: int, temperature: float, top_p: float) -> dict:
+    """The cache-key payload of a technique's generations: what they were made from and how they were sampled."""
+    return {"kind": "generations", "version": 1, **key_payload,
+            "n_samples": n_samples, "temperature": temperature, "top_p": top_p}
+
+
 def run_technique_cached(service: GenerationService, label: str, technique, items, n_samples: int,
                          temperature: float, top_p: float, key_payload: dict, gen_factory=None) -> GenerationResult:
-    key = keyed(service.cache_dir, {"kind": "generations", "version": 1, **key_payload,
-                                    "n_samples": n_samples, "temperature": temperature, "top_p": top_p})
+    key = keyed(service.cache_dir, generation_payload(key_payload, n_samples, temperature, top_p))
     path = Path(service.cache_dir) / "generations" / f"{label}-{key}" / "records.jsonl"
     with locked(path):   # sibling jobs of a parallel sweep wait here, then read what this one generated
         return _run_locked(service, label, technique, items, n_samples, temperature, top_p, key, path, gen_factory)
