@@ -113,7 +113,7 @@ def check_config_keys(argv: list[str]) -> None:
         own = compose(config_name="config", overrides=[a for a in group_args if a.split("=")[0] in OVERLAYS],
                       return_hydra_config=True)
         own_base = compose(config_name="config", overrides=_base_choices(own, groups))
-    for o in parse_overrides(argv):   # `key=value` on the command line (`+key=value` adds on purpose)
+    for o in parse_overrides(argv):   # `key=value` on the command line (`+key`: checked by s2d/schema.py)
         key = o.key_or_group
         if key in groups or o.is_add() or o.is_force_add() or o.is_delete():
             continue

@@ -19,6 +19,7 @@ from s2d.errors import check_choice, check_positive, check_target_template
 from s2d.generation import GenerationService
 from s2d.models import resolve_model_path
 from s2d.outputs import BroadScores, Curated, Evaluated, Generated, Trained
+from s2d import schema
 from s2d.registry import REGISTRIES, build
 from s2d.stages.curate import PICKS, ablation_names, target_cfg
 from s2d.stages.train import DTYPES
@@ -96,7 +97,9 @@ class Context:
 
 
 def validate(cfg) -> None:
-    """Value checks that Hydra's composition cannot make; each raises a one-line UserError."""
+    """Every key and value type against the schema (s2d/schema.py), then the value checks a type cannot make;
+    each raises a one-line UserError."""
+    schema.check(cfg)
     check_positive("data.train_size", cfg.data.train_size)
     check_positive("data.test_size", cfg.data.test_size)
     check_positive("backend.batch_size", cfg.backend.batch_size)

@@ -59,6 +59,10 @@ def _s2d(*args):
     (["data.test_size=-5"], "bad data.test_size=-5"),
     (["task.words_per_input=0"], "bad task.words_per_input=0"),
     (["model.path=/no/such/dir"], "model.path='/no/such/dir'"),
+    (["data.train_size=abc"], "bad data.train_size='abc': Value 'abc' of type 'str' could not be converted to Integer"),
+    (["training.epochs=2.5"], "bad training.epochs=2.5"),
+    (["filter=usc", "filter.max_prompt_tokens=lots"], "bad filter.max_prompt_tokens='lots'"),
+    (["+task.tempalte=x"], "unknown config key 'task.tempalte'; valid keys under 'task': impl, name, system1_template"),
     (["data.train_sise=3"], "unknown config key 'data.train_sise' on the command line; valid keys under 'data': "
                             "seed, test_size, train_size"),
     (["-m", "seed=0,1", "training.lora.rank=4"], "unknown config key 'training.lora.rank'"),
@@ -107,3 +111,16 @@ def test_a_typo_in_an_experiment_file_is_one_line_naming_key_and_file(tmp_path, 
 
 def config_groups_of(conf):
     return {d.name: sorted(p.stem for p in d.glob("*.yaml")) for d in conf.iterdir() if d.is_dir()}
+
+
+def test_every_plugin_declares_its_keys():
+    """A registered task, technique or filter with keys beyond its group's base declares them in its `Config`
+    (s2d/schema.py): every YAML of the group is checked against the schema of its `impl`."""
+    from s2d import schema
+    from s2d.registry import REGISTRIES, _import_all
+
+    for kind, base in (("task", schema.TaskConfig), ("technique", schema.TechniqueConfig),
+                       ("filter", schema.FilterConfig)):
+        _import_all(kind)
+        for impl, cls in REGISTRIES[kind].items():
+            assert issubclass(getattr(cls, "Config", base), base), f"{kind} {impl}: Config must extend {base.__name__}"

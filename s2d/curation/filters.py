@@ -7,9 +7,13 @@ upper-bound ablation, labelled as such in every report.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
+
+from omegaconf import MISSING
 
 from s2d.errors import UserError, check_positive
 from s2d.registry import register
+from s2d.schema import FilterConfig
 
 
 class Filter:
@@ -47,6 +51,10 @@ class Filter:
 class Majority(Filter):
     """Self-consistency of outputs (§3.2): keep the most frequent answer if it is the unique winner and holds at
     least `min_share` of all N samples (unparsed samples count in N but cannot win)."""
+    @dataclass
+    class Config(FilterConfig):
+        min_share: float = MISSING
+
 
     def select(self, answers, gold):
         votes = Counter(a for a in answers if a)

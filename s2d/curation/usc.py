@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
+from typing import List, Optional
+
+from omegaconf import MISSING
 
 from s2d.cache import code_versions, plain
 from s2d.curation.filters import Filter
 from s2d.errors import check_positive
 from s2d.registry import register
+from s2d.schema import FilterConfig
 from s2d.tasks.base import Item
 from s2d.techniques.chain import Chain, single_call
 
@@ -44,6 +49,13 @@ def final_text(usc_output: str) -> str:
 
 @register("filter", "usc")
 class UniversalSelfConsistency(Filter):
+    @dataclass
+    class Config(FilterConfig):
+        fallback_sizes: List[int] = MISSING
+        max_new_tokens: int = MISSING
+        max_prompt_tokens: Optional[int] = None
+        template: str = MISSING
+
     def __init__(self, cfg):
         super().__init__(cfg)
         check_positive("filter.max_new_tokens", cfg.max_new_tokens)

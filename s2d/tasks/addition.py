@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
+
+from omegaconf import MISSING
 
 from s2d.errors import check_positive
 from s2d.registry import register
+from s2d.schema import TaskConfig
 from s2d.tasks.base import Item, Task, answer_segment
 
 INTEGER = re.compile(r"-?\d[\d,]*")
@@ -14,6 +18,12 @@ INTEGER = re.compile(r"-?\d[\d,]*")
 
 @register("task", "addition")
 class Addition(Task):
+    @dataclass
+    class Config(TaskConfig):
+        operands: int = MISSING
+        digits: int = MISSING
+        question_template: str = MISSING
+
     def __init__(self, cfg):
         super().__init__(cfg)
         check_positive("task.operands", cfg.operands)

@@ -11,6 +11,10 @@ the share of wrong-opinion items whose answer is the user's wrong number (the sy
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from typing import Dict, List
+
+from omegaconf import MISSING
 
 from s2d.errors import check_positive
 from s2d.registry import register
@@ -23,6 +27,12 @@ SLIPS = (-20, -10, -2, -1, 1, 2, 10, 20)
 
 @register("task", "addition_sycophancy")
 class AdditionSycophancy(Addition):
+    @dataclass
+    class Config(Addition.Config):
+        biased_share: float = MISSING
+        bias_templates: List[str] = MISSING
+        templates: Dict[str, str] = MISSING
+
     def __init__(self, cfg):
         super().__init__(cfg)
         check_positive("task.biased_share", cfg.biased_share)

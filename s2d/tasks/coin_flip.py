@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
+
+from omegaconf import MISSING
 
 from s2d.errors import check_positive
 from s2d.registry import register
+from s2d.schema import TaskConfig
 from s2d.tasks.base import Item, Task, answer_segment
 from s2d.tasks.names_data import name_splits
 
@@ -14,6 +18,10 @@ YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 @register("task", "coin_flip")
 class CoinFlip(Task):
+    @dataclass
+    class Config(TaskConfig):
+        people_per_input: int = MISSING
+
     def __init__(self, cfg):
         super().__init__(cfg)
         check_positive("task.people_per_input", cfg.people_per_input)

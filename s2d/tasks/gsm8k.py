@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
+
+from omegaconf import MISSING
 
 from s2d.errors import UserError
 from s2d.registry import register
+from s2d.schema import TaskConfig
 from s2d.tasks.base import Item, Task, answer_segment
 
 NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
@@ -32,6 +36,10 @@ def clean_number(text: str) -> str:
 
 @register("task", "gsm8k")
 class GSM8K(Task):
+    @dataclass
+    class Config(TaskConfig):
+        fewshot_k: int = MISSING
+
     def __init__(self, cfg):
         super().__init__(cfg)
         self.rows = None

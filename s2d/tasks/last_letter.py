@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+from omegaconf import MISSING
 
 from s2d.errors import check_positive
 from s2d.registry import register
+from s2d.schema import TaskConfig
 from s2d.tasks.base import Item, Task, answer_segment
 from s2d.tasks.names_data import name_splits
 
@@ -14,6 +18,11 @@ SPACED_LETTERS = re.compile(r"^(?:[a-z][\s,\-]+)+[a-z]$")
 
 @register("task", "last_letter")
 class LastLetter(Task):
+    @dataclass
+    class Config(TaskConfig):
+        words_per_input: int = MISSING
+        question_template: str = MISSING
+
     def __init__(self, cfg):
         super().__init__(cfg)
         check_positive("task.words_per_input", cfg.words_per_input)

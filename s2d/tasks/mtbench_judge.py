@@ -15,11 +15,16 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
+
+from omegaconf import MISSING
 
 from s2d.errors import UserError
 from s2d.packages import package_dir
 from s2d.registry import register
+from s2d.schema import TaskConfig
 from s2d.tasks.base import Item, Task
 
 VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
@@ -62,6 +67,13 @@ def labelled_pairs(path: str) -> list[dict]:
 
 @register("task", "mtbench_judge")
 class MTBenchJudge(Task):
+    @dataclass
+    class Config(TaskConfig):
+        labels_path: Optional[str] = None
+        answers_per_question: int = MISSING
+        answer_max_new_tokens: int = MISSING
+        answer_temperature: float = MISSING
+
     needs_model_answers = True
 
     def __init__(self, cfg):

@@ -12,9 +12,14 @@ from __future__ import annotations
 import random
 import re
 import string
+from dataclasses import dataclass
+from typing import Dict, List
+
+from omegaconf import MISSING
 
 from s2d.errors import UserError, check_positive
 from s2d.registry import register
+from s2d.schema import TaskConfig
 from s2d.tasks.base import Item, Task, answer_segment
 from s2d.tasks.opinions import opinion_metrics, pick_template
 
@@ -39,6 +44,12 @@ def load_triviaqa() -> list[dict]:
 
 @register("task", "triviaqa_sycophancy")
 class TriviaQASycophancy(Task):
+    @dataclass
+    class Config(TaskConfig):
+        biased_share: float = MISSING
+        bias_templates: List[str] = MISSING
+        templates: Dict[str, str] = MISSING
+
     def __init__(self, cfg):
         super().__init__(cfg)
         check_positive("task.biased_share", cfg.biased_share)

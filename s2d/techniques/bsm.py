@@ -11,10 +11,15 @@ The final output ends in [[A]] / [[B]] / [[C]]; the trace's tokens are the sum o
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Any, Dict
+
+from omegaconf import MISSING
 
 from s2d.backends.base import Sampling
 from s2d.errors import check_choice, check_positive
 from s2d.registry import register
+from s2d.schema import TechniqueConfig
 from s2d.techniques.chain import Technique, fill, trace
 
 LIST_ITEM = re.compile(r"^\s*(?:\d+\s*[.):]|[-*•])\s*(.+)$")
@@ -47,6 +52,14 @@ def sum_merge(solve_outputs: list[str]) -> str:
 
 @register("technique", "bsm")
 class BranchSolveMerge(Technique):
+    @dataclass
+    class Config(TechniqueConfig):
+        merge: str = MISSING          # llm | sum
+        max_criteria: int = MISSING
+        branch: Dict[str, Any] = MISSING      # {max_new_tokens, template} of each stage
+        solve: Dict[str, Any] = MISSING
+        merge_llm: Dict[str, Any] = MISSING
+
     def __init__(self, cfg):
         super().__init__(cfg)
         check_choice("technique.merge", cfg.merge, MERGES)

@@ -5,11 +5,15 @@ for the whole batch of inputs before the next one starts, and every call is reco
 """
 from __future__ import annotations
 
-from omegaconf import OmegaConf
+from dataclasses import dataclass
+from typing import Any, Dict, List
+
+from omegaconf import MISSING, OmegaConf
 
 from s2d.backends.base import Sampling
 from s2d.errors import UserError, check_positive
 from s2d.registry import register
+from s2d.schema import TechniqueConfig
 
 
 class Technique:
@@ -45,6 +49,10 @@ def trace(calls: list[dict], output: str | None = None) -> dict:
 
 @register("technique", "chain")
 class Chain(Technique):
+    @dataclass
+    class Config(TechniqueConfig):
+        steps: List[Dict[str, Any]] = MISSING   # {name, template, max_new_tokens, optional prefill / top_p}
+
     def __init__(self, cfg):
         super().__init__(cfg)
         if not cfg.steps:
@@ -75,6 +83,11 @@ class Chain(Technique):
 class RaR2Step(Chain):
     """2-step RaR (Figs. 4-5). `keep_original: true` gives step 2 the original question too, as the original
     RaR code does (`(original) ... (rephrased) ...`); the paper's figures pass only the rephrased question."""
+    @dataclass
+    class Config(Chain.Config):
+        keep_original: bool = MISSING
+        original_respond_template: str = MISSING
+
 
     def templates(self):
         templates = super().templates()
