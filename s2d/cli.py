@@ -117,8 +117,10 @@ def check_config_keys(argv: list[str]) -> None:
         key = o.key_or_group
         if key in groups or o.is_add() or o.is_force_add() or o.is_delete():
             continue
-        if OmegaConf.select(base, key, default=_MISSING) is _MISSING and not key.startswith(OPEN_MAPS):
-            raise UserError(f"unknown config key '{key}' on the command line; {_valid_under(base, key)}")
+        # `final` holds what the overlays set too: `experiment=multitask tasks.1.weight=2` names a list item
+        # that only the experiment file has.
+        if OmegaConf.select(final, key, default=_MISSING) is _MISSING and not key.startswith(OPEN_MAPS):
+            raise UserError(f"unknown config key '{key}' on the command line; {_valid_under(base, key, final)}")
     overlays = {g: final.hydra.runtime.choices.get(g) for g in OVERLAYS if final.hydra.runtime.choices.get(g)}
     if overlays:
         known = set(leaf_keys(base)) | set(leaf_keys(own_base))
@@ -137,11 +139,15 @@ def _base_choices(composed, groups) -> list[str]:
             if g in groups and g not in OVERLAYS and c is not None]
 
 
-def _valid_under(base, key: str) -> str:
+def _valid_under(base, key: str, overlaid=None) -> str:
+    """The valid keys beside `key`: in the groups' own config, else (a list item of `tasks`) where the overlays
+    put them."""
     from omegaconf import OmegaConf
 
     parent = key.rsplit(".", 1)[0] if "." in key else ""
     node = OmegaConf.select(base, parent) if parent else base
+    if parent and node is None and overlaid is not None:
+        node = OmegaConf.select(overlaid, parent)
     keys = sorted(str(k) for k in node.keys()) if hasattr(node, "keys") else []
     return f"valid keys under '{parent or '<root>'}': {', '.join(keys)}"
 

@@ -63,6 +63,8 @@ def _s2d(*args):
     (["training.epochs=2.5"], "bad training.epochs=2.5"),
     (["filter=usc", "filter.max_prompt_tokens=lots"], "bad filter.max_prompt_tokens='lots'"),
     (["+task.tempalte=x"], "unknown config key 'task.tempalte'; valid keys under 'task': impl, name, system1_template"),
+    (["experiment=multitask", "tasks.1.wieght=2"], "unknown config key 'tasks.1.wieght' on the command line; "
+                                                    "valid keys under 'tasks.1': filter, task, technique, weight"),
     (["data.train_sise=3"], "unknown config key 'data.train_sise' on the command line; valid keys under 'data': "
                             "seed, test_size, train_size"),
     (["-m", "seed=0,1", "training.lora.rank=4"], "unknown config key 'training.lora.rank'"),
@@ -124,3 +126,10 @@ def test_every_plugin_declares_its_keys():
         _import_all(kind)
         for impl, cls in REGISTRIES[kind].items():
             assert issubclass(getattr(cls, "Config", base), base), f"{kind} {impl}: Config must extend {base.__name__}"
+
+
+def test_a_key_only_an_experiment_file_sets_can_be_overridden():
+    """`tasks.1.weight` exists only once experiment=multitask put the tasks list there."""
+    from s2d.cli import check_config_keys
+
+    check_config_keys(["experiment=multitask", "tasks.1.weight=2.0"])   # no UserError
