@@ -50,6 +50,16 @@ def code_versions(**plugins) -> dict:
     return {"code_versions": changed} if changed else {}
 
 
+def recorded_generations(cache_dir: str | os.PathLike, label: str) -> Iterable[tuple[dict, Path]]:
+    """(key payload, records.jsonl path) of every cached generation entry named `label` (`eval-system2`, ...)
+    whose payload `keyed` recorded: for analyses that pick entries by what they were made from."""
+    cache = Path(cache_dir)
+    for folder in sorted((cache / "generations").glob(f"{label}-*")):
+        index = cache / "index" / f"{folder.name.rsplit('-', 1)[1]}.json"
+        if index.exists() and (folder / "records.jsonl").exists():
+            yield json.loads(index.read_text()), folder / "records.jsonl"
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from s2d import schema
 from s2d.backends.base import resolve_dtype
 from s2d.cache import code_versions, plain
 from s2d.errors import check_choice, check_positive, check_target_template
 from s2d.generation import GenerationService
 from s2d.models import resolve_model_path
 from s2d.outputs import BroadScores, Curated, Evaluated, Generated, Trained
-from s2d import schema
 from s2d.registry import REGISTRIES, build
 from s2d.stages.curate import PICKS, ablation_names, target_cfg
 from s2d.stages.train import DTYPES

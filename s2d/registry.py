@@ -38,6 +38,12 @@ def _import_all(kind: str) -> None:
         importlib.import_module(f"{pkg.__name__}.{mod.name}")
 
 
+def registered(kind: str, impl: str):
+    """The class (or factory) registered under `impl`, None if there is none."""
+    _import_all(kind)
+    return REGISTRIES[kind].get(impl)
+
+
 def build(kind: str, cfg, /, **kwargs):
     """Instantiate the registered class (or call the factory) named by `cfg.impl` with the config (and kwargs)."""
     _import_all(kind)

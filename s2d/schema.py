@@ -196,11 +196,10 @@ BACKENDS = {"hf": HFBackendConfig, "vllm": VLLMBackendConfig}
 def schema_of(group: str, node: dict) -> type:
     """The schema of one group's node: a plugin's own `Config` (by its `impl`), else the group's."""
     if group in ("task", "technique", "filter"):
-        from s2d.registry import REGISTRIES, _import_all
+        from s2d.registry import registered
 
-        _import_all(group)
         base = {"task": TaskConfig, "technique": TechniqueConfig, "filter": FilterConfig}[group]
-        return getattr(REGISTRIES[group].get(node.get("impl")), "Config", base)
+        return getattr(registered(group, node.get("impl")), "Config", base)
     if group == "backend":
         return BACKENDS.get(node.get("impl"), BackendConfig)
     return {"model": ModelConfig, "training": TrainingConfig, "logger": LoggerConfig,

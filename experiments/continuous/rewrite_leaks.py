@@ -16,6 +16,8 @@ import os
 import re
 from pathlib import Path
 
+from s2d.cache import recorded_generations
+
 OPINION = re.compile(r"What is (\d+) \+ (\d+)\? I think the answer is (\d+)")
 
 
@@ -43,16 +45,11 @@ def leaks(records: list[dict]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache-dir", default=os.environ.get("S2D_CACHE_DIR", str(Path.home() / ".cache" / "s2d")))
-    cache = Path(ap.parse_args().cache_dir)
-    for folder in sorted((cache / "generations").glob("eval-system2-*")):
-        index = cache / "index" / f"{folder.name.rsplit('-', 1)[1]}.json"
-        if not index.exists():
-            continue
-        payload = json.loads(index.read_text())
+    for payload, path in recorded_generations(ap.parse_args().cache_dir, "eval-system2"):
         if (payload.get("task", {}).get("name"), payload.get("technique", {}).get("name")) != (
                 "addition_sycophancy", "s2a"):
             continue
-        records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines() if line.strip()]
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         print(payload["model"]["path"], f"seed {payload.get('seed')}:", leaks(records))
 
 

@@ -16,19 +16,16 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from s2d.cache import recorded_generations
 from s2d.registry import build
 
 
 def cached_answers(cache: Path, label: str, task_name: str, checkpoint: str) -> tuple[dict, dict]:
     """(key payload, item id -> record) of the greedy test-split generations of one trained model."""
-    for folder in (cache / "generations").glob(f"{label}-*"):
-        index = cache / "index" / f"{folder.name.rsplit('-', 1)[1]}.json"
-        if not index.exists():
-            continue
-        payload = json.loads(index.read_text())
+    for payload, path in recorded_generations(cache, label):
         if (payload.get("task", {}).get("name") == task_name and payload.get("checkpoint") == checkpoint
                 and payload.get("n_samples") == 1):
-            lines = (folder / "records.jsonl").read_text().splitlines()
+            lines = path.read_text().splitlines()
             return payload, {r["item"]: r for r in map(json.loads, filter(str.strip, lines))}
     raise SystemExit(f"no cached {label} generations of checkpoint {checkpoint} for task {task_name} in {cache}")
 

@@ -88,7 +88,6 @@ class RaR2Step(Chain):
         keep_original: bool = MISSING
         original_respond_template: str = MISSING
 
-
     def templates(self):
         templates = super().templates()
         if self.cfg.get("keep_original"):
