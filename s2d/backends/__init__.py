@@ -13,3 +13,16 @@ def make_generator(backend_cfg, base_path: str, checkpoint: str | None = None, k
     (`checkpoint` = model folder)."""
     return build("backend", backend_cfg, base_path=base_path, checkpoint=checkpoint, kind=kind,
                  trust_remote_code=trust_remote_code)
+
+
+def in_process_vllm_env() -> dict[str, str]:
+    """The environment a vLLM engine started in this process needs (lm-eval's own vLLM model in the broad stage):
+    the CPU backend's settings (`vllm_backend.cpu_env`, on every core), nothing on a GPU. Stages ask here rather than
+    reach into the vLLM backend's module."""
+    from s2d.backends.vllm_backend import cpu_env, on_cuda
+    return {} if on_cuda() else cpu_env({})
+
+
+def cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()

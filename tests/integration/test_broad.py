@@ -16,8 +16,11 @@ EXPECTED_ROWS = {"arc_easy": 570, "arc_challenge": 299, "hellaswag": 10042, "boo
 
 
 @pytest.fixture(scope="module")
-def broad_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("broad-cache")
+def broad_cache(tmp_path_factory, broad_data):
+    """A cache root whose exported benchmark data is the session's (conftest.broad_data)."""
+    root = tmp_path_factory.mktemp("broad-cache")
+    (root / "broad_data").symlink_to(broad_data, target_is_directory=True)
+    return root
 
 
 def _bcfg(tasks, limit):
@@ -45,10 +48,8 @@ def test_every_shipped_task_loads_offline_with_its_item_count(broad_cache):
     assert make_plan(broad_cache, _bcfg(SHIPPED, 7), seed=3) == plan
 
 
-def test_s2d_score_equals_the_lm_eval_cli(broad_cache, models_dir, tmp_path, s2d):
-    s2d("technique=system1", "filter=none", "data.train_size=1", "data.test_size=1", "training.max_steps=1",
-        "logger=none", "technique.steps.0.max_new_tokens=4", "eval.max_new_tokens=4")   # converts the model
-    model = str(models_dir / "smollm2-135m-instruct")
+def test_s2d_score_equals_the_lm_eval_cli(broad_cache, smollm2, tmp_path):
+    model = smollm2
     plan = make_plan(broad_cache, _bcfg(["arc_easy"], 12), seed=0)
     ours = lm_eval_scores(plan, model, None, "float32", False, seed=0)["arc_easy"]
     indices = plan["tasks"]["arc_easy"]["indices"]
@@ -62,21 +63,17 @@ def test_s2d_score_equals_the_lm_eval_cli(broad_cache, models_dir, tmp_path, s2d
     assert ours["n"] == 12 and abs(ours["score"] - cli) < 1e-6
 
 
-def test_adapter_is_wrapped_not_merged(s2d, models_dir):
+def test_adapter_is_wrapped_not_merged(lora_run, smollm2):
     from peft import PeftModel
 
-    _, _, run_dir = s2d("technique=system1", "filter=none", "data.train_size=2", "data.test_size=1",
-                        "training.max_steps=1", "logger=none", "technique.steps.0.max_new_tokens=4",
-                        "eval.max_new_tokens=4")
-    lm = make_lm(str(models_dir / "smollm2-135m-instruct"), str((run_dir / "checkpoint").resolve()), "float32", 2)
+    _, run_dir = lora_run
+    lm = make_lm(smollm2, str((run_dir / "checkpoint").resolve()), "float32", 2)
     assert isinstance(lm.model, PeftModel)
     assert any("lora_A" in name for name, _ in lm.model.named_parameters())
 
 
-def test_lm_eval_vllm_model_type_scores_the_same_items(broad_cache, models_dir, s2d):
-    s2d("technique=system1", "filter=none", "data.train_size=1", "data.test_size=1", "training.max_steps=1",
-        "logger=none", "technique.steps.0.max_new_tokens=4", "eval.max_new_tokens=4")   # converts the model
-    model = str(models_dir / "smollm2-135m-instruct")
+def test_lm_eval_vllm_model_type_scores_the_same_items(broad_cache, smollm2):
+    model = smollm2
     hf_plan = make_plan(broad_cache, _bcfg(["arc_easy"], 12), seed=0)
     vllm_plan = make_plan(broad_cache, OmegaConf.merge(_bcfg(["arc_easy"], 12), {"model_type": "vllm"}), seed=0)
     assert vllm_plan["model_type"] == "vllm" and "model_type" not in hf_plan   # part of the score cache key

@@ -1,5 +1,10 @@
 """Faults a run must survive without a traceback or lost work (issue 13)."""
+import pytest
+
+from tests.helpers.wandb_log import offline_summary
 from tests.integration.conftest import tiny_args
+
+pytestmark = pytest.mark.integration
 
 
 def test_unreachable_wandb_server_falls_back_to_offline_and_the_run_completes(s2d, s2d_env):
@@ -10,12 +15,15 @@ def test_unreachable_wandb_server_falls_back_to_offline_and_the_run_completes(s2
     assert "[s2d] W&B: cannot reach http://127.0.0.1:9 within 5s" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
     assert results["run"]["wandb"]["mode"] == "offline"
-    assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    summary = offline_summary(run_dir)   # the offline run holds the results, ready for `wandb sync`
+    for block in ("system1", "system2", "distilled"):
+        assert summary[f"{block}/accuracy"] == results[block]["accuracy"], block
 
 
-def test_training_killed_midway_resumes_from_its_last_checkpoint(s2d, s2d_env, cache_dir, tmp_path):
+@pytest.mark.parametrize("training,steps", [("lora", 8), ("full", 6)])
+def test_training_killed_midway_resumes_from_its_last_checkpoint(s2d, s2d_env, cache_dir, tmp_path, training, steps):
     """SIGKILL to the whole run (s2d and its training process) once a checkpoint exists; the rerun starts from it
-    and ends with as many steps as an uninterrupted run."""
+    and ends with as many steps as an uninterrupted run (LoRA: adapter + optimizer; full: every weight)."""
     import json
     import os
     import signal
@@ -23,8 +31,8 @@ def test_training_killed_midway_resumes_from_its_last_checkpoint(s2d, s2d_env, c
     import sys
     import time
 
-    args = [*tiny_args("system1", "none"), "backend=hf", "training.max_steps=8", "training.save_steps=2",
-            "training.batch_size=1", "logger=none"]
+    args = [*tiny_args("system1", "none"), "backend=hf", f"training={training}", f"training.max_steps={steps}",
+            "training.save_steps=2", "training.batch_size=1", "logger=none"]
     proc = subprocess.Popen([sys.executable, "-m", "s2d", *args], cwd=tmp_path, env=s2d_env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 900
@@ -39,21 +47,20 @@ def test_training_killed_midway_resumes_from_its_last_checkpoint(s2d, s2d_env, c
     rerun, results, run_dir = s2d(*args)
     assert "[s2d] training resumes from " in rerun.stdout
     trained = json.loads((run_dir / "checkpoint" / "s2d_train.json").read_text())
-    assert trained["resumed_from_step"] >= 2 and trained["steps"] == 8
+    assert trained["resumed_from_step"] >= 2 and trained["steps"] == steps
+    weights = "model.safetensors" if training == "full" else "adapter_model.safetensors"
+    assert (run_dir / "checkpoint" / weights).exists()
     assert not list(cache_dir.glob("checkpoints/.*.staging"))   # the staging folder is gone, the checkpoint atomic
 
 
-def test_out_of_memory_in_generation_retries_at_half_the_batch(models_dir, capsys):
+def test_out_of_memory_in_generation_retries_at_half_the_batch(smollm2, capsys):
     """An injected OOM on any batch wider than 2: the HF backend halves its batch until it fits, says so once per
     halving, and returns the same greedy outputs as a run that never ran out of memory."""
     import torch
 
     from s2d.backends.base import Sampling
     from s2d.backends.hf import HFGenerator
-    from s2d.models import resolve_model_path
-    from tests.test_config import _compose
-
-    path = resolve_model_path(_compose([]).model, models_dir)
+    path = smollm2
     prompts = [f"Say the number {k}." for k in range(6)]
     reference = HFGenerator(path, batch_size=8).generate(prompts, Sampling(max_new_tokens=6), progress=False)
     gen = HFGenerator(path, batch_size=8)
@@ -70,13 +77,12 @@ def test_out_of_memory_in_generation_retries_at_half_the_batch(models_dir, capsy
     assert gen.batch_size == 2
 
 
-def test_out_of_memory_in_training_retries_at_half_the_batch(models_dir, tmp_path, monkeypatch, capsys):
+def test_out_of_memory_in_training_retries_at_half_the_batch(smollm2, tmp_path, monkeypatch, capsys):
     import json
 
     import torch
     import trl
 
-    from s2d.models import resolve_model_path
     from s2d.stages.train import train
     from tests.test_config import _compose
 
@@ -91,7 +97,7 @@ def test_out_of_memory_in_training_retries_at_half_the_batch(models_dir, tmp_pat
     from s2d.cache import plain
     examples = [{"prompt": f"What is {k} + 1?", "target": str(k + 1)} for k in range(8)]
     target = tmp_path / "ckpt"
-    train({"model_path": resolve_model_path(cfg.model, models_dir), "trust_remote_code": False,
+    train({"model_path": smollm2, "trust_remote_code": False,
            "training": plain(cfg.training), "seed": 0, "examples": examples, "target": str(target)})
     out = capsys.readouterr().out
     assert "retrying at training.batch_size=4 x grad_accum=2" in out and "training.batch_size=2 x grad_accum=4" in out

@@ -8,14 +8,25 @@ from pathlib import Path
 
 import pytest
 
+from s2d.registry import build
+from tests.integration.conftest import records
+from tests.test_config import _compose
+
+pytestmark = pytest.mark.integration
+
 TINY = ["data.train_size=3", "eval.max_new_tokens=12", "training.max_steps=2", "backend.batch_size=8",
         "logger=none"]
 
 
-def records(cache_dir: Path, label: str) -> list[dict]:
-    files = sorted(cache_dir.glob(f"generations/{label}-*/records.jsonl"))
-    assert files, f"no {label} generations under {cache_dir}"
-    return [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
+def _inconsistent(recs) -> float:
+    """The judge's verdict on the pair in order ab vs ba, read off the cached outputs: 1.0 unless the swapped verdict
+    is the original one swapped (an unparsed verdict counts as inconsistent)."""
+    from s2d.tasks.mtbench_judge import SWAP, VERDICT
+
+    verdict = {r["item"].rsplit("-", 1)[1]: (VERDICT.findall(r["output"].upper()) or [None])[-1] for r in recs}
+    assert sorted(verdict) == ["ab", "ba"], verdict
+    ab, ba = verdict["ab"], verdict["ba"]
+    return 0.0 if ab is not None and ba is not None and SWAP[ba] == ab else 1.0
 
 
 def assert_tokens_sum_over_calls(recs, calls_per_record=None):
@@ -36,9 +47,16 @@ def test_s2a_with_usc_on_triviaqa_sycophancy(s2d, cache_dir):
     assert res["curation"]["filter"] == "usc" and res["curation"]["samples_per_input"] == 3
     assert_tokens_sum_over_calls(records(cache_dir, "train"), lambda r: [c["step"] for c in r["calls"]] ==
                                  ["rewrite", "respond"])
+    # One USC call per unlabeled input, over all 3 of its samples (every 3-answer prompt fits the context).
+    samples = {}
+    for r in records(cache_dir, "train"):
+        samples.setdefault(r["item"], []).append(r["output"])
     usc = records(cache_dir, "usc")
-    assert len(usc) + 0 <= 3 and all("3 answers have been provided" in r["calls"][0]["prompt"] or
-                                      "2 answers have been provided" in r["calls"][0]["prompt"] for r in usc)
+    assert sorted(r["item"] for r in usc) == sorted(samples) and len(usc) == 3
+    for r in usc:
+        prompt = r["calls"][0]["prompt"]
+        assert "3 answers have been provided" in prompt
+        assert all(f"Answer {i}: {out.strip()}" in prompt for i, out in enumerate(samples[r["item"]], 1)), prompt
 
 
 @pytest.mark.parametrize("merge", ["llm", "sum"])
@@ -47,8 +65,9 @@ def test_bsm_with_perturbation_on_mtbench_judge(s2d, cache_dir, merge):
                     "data.test_size=1", "task.answers_per_question=1", "task.answer_max_new_tokens=16",
                     "technique.max_criteria=2", "technique.branch.max_new_tokens=32",
                     "technique.solve.max_new_tokens=8", "technique.merge_llm.max_new_tokens=16", *TINY)
-    for row in ("system1", "system2", "distilled"):
-        assert res[row]["n"] == 2 and res[row]["pairs"] == 1 and res[row]["inconsistent"] in (0.0, 1.0)
+    for row in ("system1", "system2", "distilled"):   # the one test pair, judged in both orders
+        assert res[row]["n"] == 2 and res[row]["pairs"] == 1
+        assert res[row]["inconsistent"] == _inconsistent(records(cache_dir, f"eval-{row}")), row
         assert res[row]["label_source"].startswith("proxy")
     merge_calls = 1 if merge == "llm" else 0
     for label in ("train", "train-perturbed", "eval-system2"):
@@ -70,10 +89,17 @@ def test_gsm8k_fewshot_cot_with_maj_at_k(s2d):
         assert maj["maj@2"]["tokens_per_input"] >= maj["maj@1"]["tokens_per_input"] > 0
 
 
-def test_coin_flip_prompt_variants(s2d):
+def test_coin_flip_prompt_variants(s2d, cache_dir):
     proc, res, _ = s2d("task=coin_flip", "technique=rar_1step", "filter=none", "data.test_size=4",
                        "eval.prompt_variants=true", "technique.steps.0.max_new_tokens=16", *TINY)
     assert set(res["variants"]) == {"system1@flip_means_reverse", "system1@flip_means_reverse_yes_no",
                                     "distilled@flip_means_reverse", "distilled@flip_means_reverse_yes_no"}
-    assert all(0 <= m["unparsed_rate"] <= 1 for m in res["variants"].values())
+    coin_flip = build("task", _compose(["task=coin_flip"]).task)
+    for name, metrics in res["variants"].items():   # each row scored its own prompt: recount from its records
+        recs = records(cache_dir, f"eval-{name}")
+        suffix = "Flip means reverse." if name.endswith("@flip_means_reverse") else \
+            "Flip means reverse. Answer the Yes or No question."
+        assert len(recs) == 4 and all(suffix in r["calls"][0]["prompt"] for r in recs), name
+        unparsed = sum(coin_flip.extract(r["output"]) is None for r in recs)
+        assert metrics["unparsed_rate"] == unparsed / 4, name
     assert "distilled@flip_means_reverse" in proc.stdout

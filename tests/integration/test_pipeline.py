@@ -1,8 +1,11 @@
 """End to end on the real embedded model: results.json, the printed table, W&B, caching, every technique."""
+import json
+
 import pytest
+from omegaconf import OmegaConf
 
 from tests.helpers.wandb_log import offline_summary
-from tests.integration.conftest import tiny_args
+from tests.integration.conftest import records, tiny_args
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +32,12 @@ def test_end_to_end_then_rerun_is_fully_cached(s2d, tmp_path):
     assert results["system1"]["n"] == results["distilled"]["n"] == 4
     assert "System 2 (rar_2step)" in proc.stdout and "distilled System 1" in proc.stdout
     assert "resolved config" in proc.stdout
-    assert (run_dir / "distill_set.json").exists() and (run_dir / ".hydra" / "config.yaml").exists()
+    # The run folder holds what was trained on and the config it ran with, both readable.
+    distill = json.loads((run_dir / "distill_set.json").read_text())
+    assert distill["stats"]["kept"] == results["curation"]["kept"] == len(distill["examples"])
+    assert all(set(e) >= {"prompt", "target"} for e in distill["examples"])
+    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert saved.technique.name == "rar_2step" and saved.filter.samples_per_input == 2
 
     # The offline W&B run mirrors results.json.
     summary = offline_summary(run_dir)
@@ -47,33 +55,52 @@ def test_end_to_end_then_rerun_is_fully_cached(s2d, tmp_path):
         assert again[row] == results[row]
 
 
-def test_lora_adapter_is_evaluated_unmerged(s2d, models_dir):
+def test_lora_adapter_is_evaluated_unmerged(lora_run, smollm2):
     from peft import PeftModel
 
     from s2d.backends.base import Sampling
     from s2d.backends.hf import HFGenerator
 
-    _, results, run_dir = s2d(*tiny_args("system1", "none", extra=["backend=hf"]), "logger=none")
+    _, run_dir = lora_run
     checkpoint = (run_dir / "checkpoint").resolve()
     assert (checkpoint / "adapter_config.json").exists() and not (checkpoint / "model.safetensors").exists()
-    base_dir = str(models_dir / "smollm2-135m-instruct")
-    gen = HFGenerator(base_dir, adapter_path=str(checkpoint), batch_size=2)
+    gen = HFGenerator(smollm2, adapter_path=str(checkpoint), batch_size=2)
     assert isinstance(gen.model, PeftModel)
     assert any("lora_A" in name for name, _ in gen.model.named_parameters())
     out = gen.generate(["Say hi."], Sampling(max_new_tokens=4), progress=False)
     assert len(out) == 1 and 0 < out[0].tokens <= 4
 
 
-@pytest.mark.parametrize("technique,filt,training,backend", [
-    ("cot", "none", "full", "vllm"),       # the full fine-tune's weights reloaded into the running engine
-    ("rar_1step", "gold", "lora", "hf"),   # the reference backend end to end
-    ("system1", "majority", "lora", "vllm"),
+@pytest.mark.parametrize("technique,filt,backend", [
+    ("rar_1step", "gold", "hf"),   # the reference backend end to end
+    ("system1", "majority", "vllm"),
 ])
-def test_every_technique_filter_and_training_runs(s2d, technique, filt, training, backend):
-    _, results, _ = s2d(*tiny_args(technique, filt), f"training={training}", f"backend={backend}", "logger=none")
-    assert results["run"]["technique"] == technique and results["run"]["training"] == training
+def test_every_technique_filter_and_backend_runs(s2d, cache_dir, technique, filt, backend):
+    _, results, _ = s2d(*tiny_args(technique, filt), f"backend={backend}", "logger=none")
+    assert results["run"]["technique"] == technique and results["run"]["training"] == "lora"
     assert results["curation"]["samples_per_input"] == (2 if filt == "majority" else 1)
-    for row in ("system1", "system2", "distilled"):
-        assert 0.0 <= results[row]["accuracy"] <= 1.0 and results[row]["tokens_per_input"] > 0
-    if filt == "gold":
-        assert results["curation"]["target_accuracy"] in (None, 1.0)   # only correct targets survive
+    assert results["system2"]["n"] == results["distilled"]["n"] == 4
+    # Tokens per input are the mean of what the cached records say the model generated.
+    evaluated = records(cache_dir, "eval-system2")
+    assert results["system2"]["tokens_per_input"] == pytest.approx(
+        sum(r["tokens"] for r in evaluated) / len(evaluated))
+    if filt == "gold":   # only targets whose System 2 answer matched the gold label survive
+        kept = results["curation"]["kept"]
+        assert results["curation"]["target_accuracy"] == (1.0 if kept else None)
+
+
+def test_full_fine_tune_weights_are_served_and_change_the_answers(s2d, cache_dir):
+    """training=full: the trained model folder (all weights, no adapter) is what vLLM serves for the distilled row,
+    and a large learning rate makes its greedy answers differ from the base model's on the same prompts."""
+    proc, results, run_dir = s2d(*tiny_args("cot", "none"), "training=full", "backend=vllm", "logger=none",
+                                 "training.learning_rate=5e-3", "seed=3")
+    assert results["run"]["training"] == "full"
+    checkpoint = (run_dir / "checkpoint").resolve()
+    assert (checkpoint / "model.safetensors").exists() and not (checkpoint / "adapter_config.json").exists()
+    assert "vLLM now serves full weights" in proc.stdout
+    assert proc.stdout.count("vLLM engine ready") == 1        # swapped into the running engine, not a new one
+    base = {r["item"]: r for r in records(cache_dir, "eval-system1")}
+    served = {r["item"]: r for r in records(cache_dir, "eval-distilled")}
+    assert sorted(base) == sorted(served)
+    assert all(served[i]["calls"][0]["prompt"] == base[i]["calls"][0]["prompt"] for i in base)
+    assert any(served[i]["output"] != base[i]["output"] for i in base), "the full weights never reached the engine"

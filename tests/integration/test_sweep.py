@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import base_env, run_s2d
+
 pytestmark = pytest.mark.integration
 
 TINY_SWEEP = ["data.train_size=3", "filter=majority", "filter.samples_per_input=2", "training.max_steps=1",
@@ -17,26 +19,18 @@ TINY_SWEEP = ["data.train_size=3", "filter=majority", "filter.samples_per_input=
 
 
 def _multirun(env, cwd, *args):
-    return subprocess.run([sys.executable, "-m", "s2d", "-m", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=2400)
+    return run_s2d(env, cwd, *args, check=False, multirun=True, timeout=2400)[0]
 
 
 @pytest.fixture(scope="module")
 def joblib_sweep(tmp_path_factory, models_dir):
     """2 techniques x 2 training configs x a good and a bad test size: 4 jobs run, 4 fail at validation."""
     work = tmp_path_factory.mktemp("sweep")
-    env = {**os.environ, "S2D_CACHE_DIR": str(work / "cache"), "S2D_MODELS_DIR": str(models_dir),
-           "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    env.pop("WANDB_API_KEY", None)
+    env = base_env(work / "cache", models_dir)
     proc = _multirun(env, work, "technique=system1,rar_1step", "training=lora,full", "data.test_size=2,-1",
                      *TINY_SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                      "hydra.sweep.dir=multirun/joblib-sweep")
     return proc, work / "multirun" / "joblib-sweep", env, work
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    return Path(os.environ.get("S2D_TEST_MODELS_DIR") or tmp_path_factory.mktemp("s2d-models"))
 
 
 def test_joblib_sweep_generates_once_per_technique_and_survives_a_failing_job(joblib_sweep):
@@ -121,12 +115,20 @@ def test_notebook_executes_on_the_sweep(joblib_sweep):
 def test_optuna_search_runs_trials_and_reports_the_best(models_dir, tmp_path):
     """hparams_search/demo_lora's Optuna sweeper over tiny runs: each trial's app returns distilled.accuracy."""
     import yaml
-    env = {**os.environ, "S2D_CACHE_DIR": str(tmp_path / "cache"), "S2D_MODELS_DIR": str(models_dir)}
+    env = base_env(tmp_path / "cache", models_dir)
     proc = _multirun(env, tmp_path, "hparams_search=demo_lora", "debug=tiny", "hydra.sweeper.n_trials=2",
                      "technique=system1", "filter=none", "hydra.sweep.dir=search")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = sorted((tmp_path / "search").glob("*/results.json"))
     assert len(runs) == 2 and proc.stdout.count("[s2d] distilled.accuracy = ") == 2
+    # Each trial's own parameters and score, read back from its folder.
+    trials = []
+    for path in runs:
+        overrides = yaml.safe_load((path.parent / ".hydra" / "overrides.yaml").read_text())
+        params = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in overrides)
+                  if k in ("training.learning_rate", "training.lora.r", "training.epochs")}
+        trials.append((json.loads(path.read_text())["distilled"]["accuracy"], params))
+    assert all(len(params) == 3 for _, params in trials)
     best = yaml.safe_load((tmp_path / "search" / "optimization_results.yaml").read_text())
-    assert 0.0 <= best["best_value"] <= 1.0 and set(best["best_params"]) == \
-        {"training.learning_rate", "training.lora.r", "training.epochs"}
+    assert best["best_value"] == max(score for score, _ in trials)        # direction: maximize
+    assert best["best_params"] in [params for score, params in trials if score == best["best_value"]]

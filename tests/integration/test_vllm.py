@@ -1,6 +1,7 @@
 """backend=vllm for real (vLLM's CPU build) on the embedded model: the pipeline end to end on one engine, sampled
 generation with n > 1, the distilled model served by the same engine, same seed -> identical records, and a run
-killed during generation that resumes to exactly the records of an uninterrupted run on two replicas."""
+killed during generation that resumes to exactly the records of an uninterrupted run on two replicas, and the
+compiled default (torch.compile) whose second start loads the artefact the first one saved."""
 import glob
 import json
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import tiny_args
+from tests.integration.conftest import engine_args, tiny_args
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +67,7 @@ def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_di
     args = tiny_args("rar_2step", "majority", samples=SAMPLES,
                      extra=["backend=vllm", f"data.train_size={N_TRAIN}", "backend.batch_size=2", "seed=7",
                             "logger=none", "training.max_steps=1"])
-    cmd = [sys.executable, "-m", "s2d", *args]
+    cmd = [sys.executable, "-m", "s2d", *engine_args(args)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=s2d_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline, partial = time.time() + 600, {}
@@ -99,3 +100,24 @@ def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_di
     assert "2 replica(s)" in clean.stdout
     assert _records(clean_cache, "train") == after          # same seed: byte-identical records, resume included
     assert _records(clean_cache, "eval-system2") == _records(cache_dir, "eval-system2")
+
+
+def test_compiled_engine_saves_its_artefact_and_the_next_start_loads_it(s2d):
+    """The default engine (`enforce_eager: false`), started twice on one model: the first start compiles and saves
+    the compiled model under VLLM_CACHE_ROOT (this session's, conftest.vllm_cache_root: empty at the start), the
+    second loads it (s2d's patch of vLLM's CPU load path, `_patch_cpu_aot_load`) instead of compiling again. The
+    two runs differ in seed only, so the second generates anew rather than reading the first one's cache."""
+    args = [*tiny_args("system1", "none"), "backend.enforce_eager=false", "logger=none", "training.max_steps=1"]
+    first, one, _ = s2d(*args, "seed=0")
+    log = first.stdout + first.stderr
+    assert "saved AOT compiled function" in log and "Directly load AOT compilation" not in log, _compile_lines(log)
+    second, two, _ = s2d(*args, "seed=1")
+    log = second.stdout + second.stderr
+    assert "Directly load AOT compilation" in log, _compile_lines(log)
+    assert "Compiling model again" not in log and "saved AOT compiled function" not in log, _compile_lines(log)
+    assert one["stages"]["generate"]["generated"] == two["stages"]["generate"]["generated"] == 4
+
+
+def _compile_lines(log: str) -> str:
+    """vLLM's lines about compiling and its cache, for a failure message."""
+    return "\n".join(line for line in log.splitlines() if "ompil" in line or "AOT" in line or "cache" in line)[-3000:]
