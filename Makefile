@@ -42,9 +42,11 @@ demo: $(STAMP)
 	$(VENV)/bin/s2d -m experiment=demo 'seed=0,1' hydra.sweep.dir=outputs/demo $(ARGS)
 	$(VENV)/bin/s2d-report outputs/demo --out outputs/demo/report
 
-# Everything, the real models included (CI runs this); the 25 slowest tests are listed at the end.
+# Everything, the real models included (CI runs this), on TEST_WORKERS pytest-xdist workers (most of a tiny
+# real-model test is single-threaded process start-up: two workers use both cores); the 25 slowest tests at the end.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest tests -q -rs --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest tests -q -rs --durations=25 -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The inner loop: unit tests only (no real model loads; a few minutes).
 test-fast: $(STAMP)

@@ -10,11 +10,13 @@ What a session shares, and why (the suite runs on a 2-core CPU in CI's 30 minute
 Stage caches stay per test (`cache_dir`): a test counts what it generated, so it must see its own generations.
 Each test gets its own working folder, so run folders never collide.
 """
+import fcntl
 import glob
 import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,18 @@ def base_env(cache_dir: Path, models_dir: Path) -> dict:
     return env
 
 
+@pytest.fixture(autouse=True)
+def restore_environ():
+    """The process environment as it was before each test: libraries imported in the pytest process set variables
+    there at import (trl: VLLM_LOGGING_LEVEL=ERROR; vLLM: TORCHINDUCTOR_*; the broad stage: vLLM's CPU settings),
+    which would otherwise reach every later test's s2d runs."""
+    saved = dict(os.environ)
+    yield
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def vllm_cache_root(tmp_path_factory):
     """vLLM's compile cache for this session only (the user's ~/.cache/vllm is shared with every other checkout and
@@ -84,15 +98,42 @@ def vllm_cache_root(tmp_path_factory):
         os.environ["VLLM_CACHE_ROOT"] = old
 
 
+def session_root(tmp_path_factory) -> Path:
+    """A folder shared by every worker of this test session (pytest-xdist gives each worker its own basetemp,
+    `pytest-N/popen-gwK`; their parent is the session's), or this session's basetemp without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextmanager
+def file_lock(path: Path):
+    """Exclusive across the session's worker processes: the first computes a shared thing, the others wait."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory):
-    """Converted models, shared by the session ($S2D_TEST_MODELS_DIR reuses a conversion across sessions)."""
-    return Path(os.environ.get("S2D_TEST_MODELS_DIR") or tmp_path_factory.mktemp("s2d-models"))
+    """Converted models, shared by the session's workers ($S2D_TEST_MODELS_DIR reuses a conversion across
+    sessions). SmolLM2, which nearly every integration test runs, is converted here once, under a lock, so that
+    two workers never convert it side by side."""
+    from s2d.models import resolve_model_path
+    from tests.test_config import _compose
+
+    root = Path(os.environ.get("S2D_TEST_MODELS_DIR") or session_root(tmp_path_factory) / "s2d-models")
+    with file_lock(root.parent / f".{root.name}.lock"):
+        resolve_model_path(_compose([]).model, root)
+    return root
 
 
 @pytest.fixture(scope="session")
 def smollm2(models_dir) -> str:
-    """The embedded SmolLM2-135M-Instruct converted to an HF folder (once per session): its path."""
+    """The embedded SmolLM2-135M-Instruct as an HF folder: its path."""
     from s2d.models import resolve_model_path
     from tests.test_config import _compose
     return resolve_model_path(_compose([]).model, models_dir)
@@ -100,8 +141,11 @@ def smollm2(models_dir) -> str:
 
 @pytest.fixture(scope="session")
 def broad_data(tmp_path_factory) -> Path:
-    """The exported benchmark data every test's cache links to (s2d.broad_data writes it once, atomically)."""
-    return tmp_path_factory.mktemp("broad-data")
+    """The exported benchmark data every test's cache links to (s2d.broad_data writes each file once, atomically;
+    shared by the session's workers)."""
+    path = session_root(tmp_path_factory) / "broad-data"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture
@@ -129,11 +173,16 @@ def s2d(s2d_env, tmp_path):
 @pytest.fixture(scope="session")
 def lora_run(tmp_path_factory, models_dir, broad_data):
     """One tiny pipeline run that trained a LoRA adapter (System 1 targets, HF backend): (results, run dir). Shared
-    by the tests that need an adapter, not a particular one."""
-    work = tmp_path_factory.mktemp("lora-run")
-    cache = work / "cache"
-    cache.mkdir()
-    (cache / "broad_data").symlink_to(broad_data, target_is_directory=True)
-    _, results, run_dir = run_s2d(base_env(cache, models_dir), work, *tiny_args("system1", "none"),
-                                  "backend=hf", "logger=none")
-    return results, run_dir
+    by the tests (and workers) that need an adapter, not a particular one."""
+    work = session_root(tmp_path_factory) / "lora-run"
+    done = work / "run_dir.txt"
+    with file_lock(work.parent / ".lora-run.lock"):
+        if not done.exists():
+            cache = work / "cache"
+            cache.mkdir(parents=True)
+            (cache / "broad_data").symlink_to(broad_data, target_is_directory=True)
+            _, _, run_dir = run_s2d(base_env(cache, models_dir), work, *tiny_args("system1", "none"),
+                                    "backend=hf", "logger=none")
+            done.write_text(str(run_dir))
+    run_dir = Path(done.read_text())
+    return json.loads((run_dir / "results.json").read_text()), run_dir

@@ -18,6 +18,14 @@ TINY = ["data.train_size=3", "eval.max_new_tokens=12", "training.max_steps=2", "
         "logger=none"]
 
 
+def scored_as(res: dict, row: str) -> str:
+    """The row whose generations scored `row`: a distilled row is System 1's when curation kept nothing, so that no
+    model was trained (the distilled model is then the base model, s2d/stages/train.py)."""
+    if row.startswith("distilled") and not res["stages"]["train"].get("trained", True):
+        return "system1" + row[len("distilled"):]
+    return row
+
+
 def _inconsistent(recs) -> float:
     """The judge's verdict on the pair in order ab vs ba, read off the cached outputs: 1.0 unless the swapped verdict
     is the original one swapped (an unparsed verdict counts as inconsistent)."""
@@ -67,7 +75,7 @@ def test_bsm_with_perturbation_on_mtbench_judge(s2d, cache_dir, merge):
                     "technique.solve.max_new_tokens=8", "technique.merge_llm.max_new_tokens=16", *TINY)
     for row in ("system1", "system2", "distilled"):   # the one test pair, judged in both orders
         assert res[row]["n"] == 2 and res[row]["pairs"] == 1
-        assert res[row]["inconsistent"] == _inconsistent(records(cache_dir, f"eval-{row}")), row
+        assert res[row]["inconsistent"] == _inconsistent(records(cache_dir, f"eval-{scored_as(res, row)}")), row
         assert res[row]["label_source"].startswith("proxy")
     merge_calls = 1 if merge == "llm" else 0
     for label in ("train", "train-perturbed", "eval-system2"):
@@ -96,7 +104,7 @@ def test_coin_flip_prompt_variants(s2d, cache_dir):
                                     "distilled@flip_means_reverse", "distilled@flip_means_reverse_yes_no"}
     coin_flip = build("task", _compose(["task=coin_flip"]).task)
     for name, metrics in res["variants"].items():   # each row scored its own prompt: recount from its records
-        recs = records(cache_dir, f"eval-{name}")
+        recs = records(cache_dir, f"eval-{scored_as(res, name)}")
         suffix = "Flip means reverse." if name.endswith("@flip_means_reverse") else \
             "Flip means reverse. Answer the Yes or No question."
         assert len(recs) == 4 and all(suffix in r["calls"][0]["prompt"] for r in recs), name

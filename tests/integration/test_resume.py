@@ -13,7 +13,7 @@ from tests.integration.conftest import tiny_args
 
 pytestmark = pytest.mark.integration
 
-N_TRAIN, SAMPLES = 10, 2
+N_TRAIN, SAMPLES = 6, 2
 
 
 def test_killed_run_resumes_where_it_stopped(cache_dir, s2d_env, tmp_path, s2d):

@@ -13,6 +13,9 @@ import pytest
 from tests.integration.conftest import base_env, run_s2d
 
 pytestmark = pytest.mark.integration
+# The tests over the module's one joblib sweep run on one pytest-xdist worker (`--dist loadgroup`), so the sweep
+# runs once, not once per worker.
+SWEEP_WORKER = pytest.mark.xdist_group("joblib_sweep")
 
 TINY_SWEEP = ["data.train_size=3", "filter=majority", "filter.samples_per_input=2", "training.max_steps=1",
               "eval.max_new_tokens=8", "technique.steps.0.max_new_tokens=12", "backend.batch_size=8"]
@@ -33,6 +36,7 @@ def joblib_sweep(tmp_path_factory, models_dir):
     return proc, work / "multirun" / "joblib-sweep", env, work
 
 
+@SWEEP_WORKER
 def test_joblib_sweep_generates_once_per_technique_and_survives_a_failing_job(joblib_sweep):
     proc, sweep, _, _ = joblib_sweep
     results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
@@ -49,6 +53,7 @@ def test_joblib_sweep_generates_once_per_technique_and_survives_a_failing_job(jo
     assert len({r["run"]["wandb"]["id"] for r in results}) == 4
 
 
+@SWEEP_WORKER
 def test_submitit_local_runs_the_same_sweep(joblib_sweep):
     _, _, env, work = joblib_sweep
     proc = _multirun(env, work, "technique=system1", "training=lora,full", "data.test_size=2", *TINY_SWEEP,
@@ -70,6 +75,7 @@ def _chromium():
     pytest.skip("chromium is not installed: apt-get install chromium")
 
 
+@SWEEP_WORKER
 def test_html_report_renders_in_headless_chromium(joblib_sweep, tmp_path):
     import numpy as np
     from PIL import Image
@@ -95,6 +101,7 @@ def test_html_report_renders_in_headless_chromium(joblib_sweep, tmp_path):
     assert blue > 50
 
 
+@SWEEP_WORKER
 def test_notebook_executes_on_the_sweep(joblib_sweep):
     import nbformat
     from nbclient import NotebookClient
