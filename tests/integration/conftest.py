@@ -1,6 +1,6 @@
 """Integration tests: the real embedded SmolLM2-135M-Instruct, the real pipeline, at tiny size.
 
-What a session shares, and why (the suite runs on a 2-core CPU in CI's 30 minutes):
+What a session shares (with every pytest-xdist worker of it, under a lock), and why (a 2-core CPU runs CI):
 - the converted models (`models_dir`; $S2D_TEST_MODELS_DIR reuses a conversion across sessions);
 - the broad benchmarks' exported data (`broad_data`: ten benchmarks, ~45k rows, written once, not per test);
 - one pipeline run that trained a LoRA adapter (`lora_run`), for the tests that only need *an* adapter;
@@ -10,16 +10,16 @@ What a session shares, and why (the suite runs on a 2-core CPU in CI's 30 minute
 Stage caches stay per test (`cache_dir`): a test counts what it generated, so it must see its own generations.
 Each test gets its own working folder, so run folders never collide.
 """
-import fcntl
 import glob
 import json
 import os
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from s2d.cache import locked
 
 TINY = ["data.train_size=4", "data.test_size=4", "eval.max_new_tokens=16", "training.max_steps=2",
         "backend.batch_size=8"]
@@ -105,18 +105,6 @@ def session_root(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-@contextmanager
-def file_lock(path: Path):
-    """Exclusive across the session's worker processes: the first computes a shared thing, the others wait."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory):
     """Converted models, shared by the session's workers ($S2D_TEST_MODELS_DIR reuses a conversion across
@@ -126,7 +114,7 @@ def models_dir(tmp_path_factory):
     from tests.test_config import _compose
 
     root = Path(os.environ.get("S2D_TEST_MODELS_DIR") or session_root(tmp_path_factory) / "s2d-models")
-    with file_lock(root.parent / f".{root.name}.lock"):
+    with locked(root):   # s2d's own cross-process lock (fcntl), as parallel sweep jobs use it
         resolve_model_path(_compose([]).model, root)
     return root
 
@@ -176,7 +164,7 @@ def lora_run(tmp_path_factory, models_dir, broad_data):
     by the tests (and workers) that need an adapter, not a particular one."""
     work = session_root(tmp_path_factory) / "lora-run"
     done = work / "run_dir.txt"
-    with file_lock(work.parent / ".lora-run.lock"):
+    with locked(work):
         if not done.exists():
             cache = work / "cache"
             cache.mkdir(parents=True)
