@@ -21,8 +21,3 @@ def in_process_vllm_env() -> dict[str, str]:
     reach into the vLLM backend's module."""
     from s2d.backends.vllm_backend import cpu_env, on_cuda
     return {} if on_cuda() else cpu_env({})
-
-
-def cuda_available() -> bool:
-    import torch
-    return torch.cuda.is_available()

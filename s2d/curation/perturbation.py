@@ -20,8 +20,6 @@ def perturbs(task_cls) -> bool:
     return task_cls.perturb is not Task.perturb
 
 
-
-
 def agreeing(original: list[str | None], perturbed: list[str | None]) -> str | None:
     """The answer if every original and (mapped-back) perturbed answer is the same parsed answer, else None."""
     answers = set(original) | set(perturbed)

@@ -138,7 +138,9 @@ def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_
     import importlib.metadata
     import tempfile
 
-    from s2d.backends import cuda_available, in_process_vllm_env
+    import torch
+
+    from s2d.backends import in_process_vllm_env
     from s2d.backends.base import resolve_dtype
     from s2d.models import merge_lora
     os.environ.update(in_process_vllm_env())
@@ -163,7 +165,7 @@ def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_
     if adapter:
         pretrained = tempfile.mkdtemp(prefix="s2d-broad-merged-")
         merge_lora(model_path, adapter, pretrained)
-    kwargs = {} if cuda_available() else {"enforce_eager": True, "enable_chunked_prefill": False,
+    kwargs = {} if torch.cuda.is_available() else {"enforce_eager": True, "enable_chunked_prefill": False,
                                    "max_num_batched_tokens": 8192}
     lm = vllm_causallms.VLLM(pretrained=pretrained, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code,
                              seed=seed, max_model_len=4096, batch_size="auto", **kwargs)
