@@ -6,7 +6,11 @@ What a session shares (with every pytest-xdist worker of it, under a lock), and 
 - one pipeline run that trained a LoRA adapter (`lora_run`), for the tests that only need *an* adapter;
 - vLLM's compile cache (`VLLM_CACHE_ROOT`, a folder of this session's): every test engine runs eager
   (`backend.enforce_eager=true`, added by `engine_args`) except `test_vllm.py`'s one compiled test, which then
-  starts on an empty cache whatever this machine compiled before.
+  starts on an empty cache whatever this machine compiled before;
+- the imports (`forkserver`): s2d runs start from a fork server that imported vLLM, TRL, lm-eval and W&B once
+  (tests/helpers/forkserver.py: a tiny run spends ~40 of its ~80 s importing in its three processes), except the
+  tests that kill a run's process group and the compiled-engine test, which start `python` itself.
+  S2D_TEST_FORKSERVER=0 starts `python` everywhere.
 Stage caches stay per test (`cache_dir`): a test counts what it generated, so it must see its own generations.
 Each test gets its own working folder, so run folders never collide.
 """
@@ -15,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,11 +56,17 @@ def engine_args(args) -> list[str]:
     return [*args, EAGER]
 
 
-def run_s2d(env: dict, cwd: Path, *args, check=True, multirun=False, timeout=1800):
-    """`python -m s2d [-m] ARGS` (test engines eager) in `cwd`; return (CompletedProcess, results or None, run dir)."""
+# The `python` the tests start s2d with: the session's fork server client once `forkserver` has started it.
+PYTHON = {"fork": sys.executable}
+
+
+def run_s2d(env: dict, cwd: Path, *args, check=True, multirun=False, timeout=1800, fork=True):
+    """`python -m s2d [-m] ARGS` (test engines eager) in `cwd`; return (CompletedProcess, results or None, run dir).
+    `fork=False`: a fresh interpreter rather than the fork server's child."""
     workdir = Path(cwd)
     before = set(workdir.glob("outputs/*/*"))
-    proc = subprocess.run([sys.executable, "-m", "s2d", *(["-m"] if multirun else []), *engine_args(args)],
+    python = PYTHON["fork"] if fork else sys.executable
+    proc = subprocess.run([python, "-m", "s2d", *(["-m"] if multirun else []), *engine_args(args)],
                           capture_output=True, text=True, env=env, cwd=workdir, timeout=timeout)
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -82,6 +93,30 @@ def restore_environ():
     for key in set(os.environ) - set(saved):
         del os.environ[key]
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def forkserver(tmp_path_factory, vllm_cache_root):
+    """tests/helpers/forkserver.py, started with the session's environment (VLLM_CACHE_ROOT included); its client
+    stands in for `python` in `run_s2d`. One per pytest-xdist worker."""
+    if os.environ.get("S2D_TEST_FORKSERVER", "1") == "0":
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("forkserver")
+    sock, client = folder / "sock", folder / "python"
+    with open(folder / "server.log", "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "tests.helpers.forkserver", str(sock), str(client)],
+                                  cwd=Path(__file__).resolve().parents[2], stdin=subprocess.DEVNULL, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    deadline = time.time() + 600
+    while not sock.exists():
+        assert server.poll() is None and time.time() < deadline, (folder / "server.log").read_text()[-3000:]
+        time.sleep(0.2)
+    PYTHON["fork"] = str(client)
+    yield client
+    PYTHON["fork"] = sys.executable
+    server.terminate()
+    server.wait(timeout=60)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -153,8 +188,8 @@ def s2d_env(cache_dir, models_dir):
 @pytest.fixture
 def s2d(s2d_env, tmp_path):
     """Run `python -m s2d ARGS` in a fresh folder; return (CompletedProcess, results dict or None, run dir)."""
-    def run(*args, check=True, cwd=None):
-        return run_s2d(s2d_env, cwd or tmp_path, *args, check=check)
+    def run(*args, check=True, cwd=None, fork=True):
+        return run_s2d(s2d_env, cwd or tmp_path, *args, check=check, fork=fork)
     return run
 
 

@@ -1,13 +1,13 @@
 """The broad stage's lm-eval tasks over packaged offline data: counts, parity with the lm_eval CLI, adapters."""
 import json
 import subprocess
-import sys
 
 import pytest
 from omegaconf import OmegaConf
 
 from s2d.broad_data import SHIPPED, prepare_tasks
 from s2d.stages.broad import lm_eval_scores, make_lm, make_plan
+from tests.integration.conftest import PYTHON
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def test_s2d_score_equals_the_lm_eval_cli(broad_cache, smollm2, tmp_path):
     plan = make_plan(broad_cache, _bcfg(["arc_easy"], 12), seed=0)
     ours = lm_eval_scores(plan, model, None, "float32", False, seed=0)["arc_easy"]
     indices = plan["tasks"]["arc_easy"]["indices"]
-    subprocess.run([sys.executable, "-m", "lm_eval", "run", "--model", "hf",
+    subprocess.run([PYTHON["fork"], "-m", "lm_eval", "run", "--model", "hf",
                     "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu", "--batch_size", "8",
                     "--tasks", "s2d_arc_easy", "--include_path", plan["include_path"],
                     "--samples", json.dumps({"s2d_arc_easy": indices}), "--output_path", str(tmp_path / "cli")],

@@ -4,13 +4,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import base_env, run_s2d
+from tests.integration.conftest import PYTHON, base_env, run_s2d
 
 pytestmark = pytest.mark.integration
 # The tests over the module's one joblib sweep run on one pytest-xdist worker (`--dist loadgroup`), so the sweep
@@ -82,7 +81,7 @@ def test_html_report_renders_in_headless_chromium(joblib_sweep, tmp_path):
 
     _, sweep, env, _ = joblib_sweep
     out = tmp_path / "report"
-    subprocess.run([sys.executable, "-m", "s2d.report", str(sweep), "--out", str(out), "--wandb", "disabled"],
+    subprocess.run([PYTHON["fork"], "-m", "s2d.report", str(sweep), "--out", str(out), "--wandb", "disabled"],
                    check=True, env=env, capture_output=True)
     browser = _chromium()
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

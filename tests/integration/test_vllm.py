@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import engine_args, tiny_args
+from tests.integration.conftest import PYTHON, engine_args, tiny_args
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,9 @@ def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_di
     assert 0 < len(partial) < N_TRAIN * SAMPLES, "no generation in progress to kill"
     partial = _records(cache_dir, "train")
 
-    resumed = subprocess.run(cmd, cwd=tmp_path, env=s2d_env, capture_output=True, text=True, timeout=900)
+    # The killed run was a fresh interpreter (its whole process group dies at once); the runs below are not killed.
+    rerun = [PYTHON["fork"], *cmd[1:]]
+    resumed = subprocess.run(rerun, cwd=tmp_path, env=s2d_env, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     results = json.loads(max(tmp_path.glob("outputs/*/*/results.json"), key=os.path.getmtime).read_text())
     assert results["stages"]["generate"]["generated"] == N_TRAIN * SAMPLES - len(partial)
@@ -94,7 +96,7 @@ def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_di
     # Uninterrupted, and split over two data-parallel engines of one core each: per-request seeds make the
     # records independent of the batching.
     clean_cache = tmp_path / "clean-cache"
-    clean = subprocess.run([*cmd, "backend.replicas=2"], cwd=tmp_path, env={**s2d_env, "S2D_CACHE_DIR": str(clean_cache)},
+    clean = subprocess.run([*rerun, "backend.replicas=2"], cwd=tmp_path, env={**s2d_env, "S2D_CACHE_DIR": str(clean_cache)},
                            capture_output=True, text=True, timeout=900)
     assert clean.returncode == 0, clean.stderr[-3000:]
     assert "2 replica(s)" in clean.stdout
@@ -112,10 +114,10 @@ def test_compiled_engine_saves_its_artefact_and_the_next_start_loads_it(s2d, s2d
     # why this assertion, when it sat in the resume test, failed in a whole-suite run (491193a) and passed alone.
     s2d_env["VLLM_LOGGING_LEVEL"] = "INFO"
     args = [*tiny_args("system1", "none"), "backend.enforce_eager=false", "logger=none", "training.max_steps=1"]
-    first, one, _ = s2d(*args, "seed=0")
+    first, one, _ = s2d(*args, "seed=0", fork=False)   # the real start path, vLLM logging as configured here
     log = first.stdout + first.stderr
     assert "saved AOT compiled function" in log and "Directly load AOT compilation" not in log, _compile_lines(log)
-    second, two, _ = s2d(*args, "seed=1")
+    second, two, _ = s2d(*args, "seed=1", fork=False)
     log = second.stdout + second.stderr
     assert "Directly load AOT compilation" in log, _compile_lines(log)
     assert "Compiling model again" not in log and "saved AOT compiled function" not in log, _compile_lines(log)
