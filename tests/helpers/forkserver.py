@@ -13,10 +13,12 @@ What differs from a fresh interpreter, and why the tests accept it:
 - modules already imported are not re-imported, so environment variables read at import time keep the server's
   values (vLLM's logging level, huggingface_hub's offline flags): the server starts with the session's environment,
   and a test that sets such a variable runs `python` itself (`conftest.run_s2d(..., fork=False)`);
+- libgomp reads OMP_NUM_THREADS when torch loads it: a process asking for another thread count than the server's
+  (a vLLM replica bound to one core) gets a fresh `python`, as one whose identity is its pid does (`FRESH_MODULES`);
 - glibc reads GLIBC_TUNABLES at process start: the training process's huge-page malloc (s2d.stages.train) is the
   server's setting, which only changes speed;
 - tests that kill a run by process group, and the compiled-engine test, start `python` itself: the real process tree
-  and the real start path stay tested; so does every process whose identity is its pid (`FRESH_MODULES`).
+  and the real start path stay tested.
 Run as `python -m tests.helpers.forkserver SOCKET CLIENT`: writes the client script to CLIENT, serves on SOCKET.
 """
 import atexit
@@ -49,7 +51,10 @@ CLIENT = r'''
 import json, os, signal, socket, sys
 
 def main():
-    if any(module in sys.argv for module in FRESH):   # a process that must keep this pid: a fresh python
+    # A fresh python for a process that must keep this pid, or one that wants another OpenMP thread count than the
+    # server's (libgomp reads OMP_NUM_THREADS when torch loads it: a forked vLLM replica bound to one core would
+    # keep two threads on it, 5x slower).
+    if any(module in sys.argv for module in FRESH) or os.environ.get("OMP_NUM_THREADS", OMP_DEFAULT) != OMP_THREADS:
         os.execv(PYTHON, [PYTHON, *sys.argv[1:]])
     fds = []
     for name in os.listdir("/proc/self/fd"):
@@ -84,8 +89,10 @@ main()
 
 def client_source(socket_path: str, python: str = sys.executable) -> str:
     """The client script: `#!python -S` (no site: it needs the standard library only, and starts in ~20 ms)."""
+    omp_default = str(len(os.sched_getaffinity(0)))   # libgomp's thread count when OMP_NUM_THREADS is unset
     return (f"#!{python} -S\nSOCKET = {socket_path!r}\nSIGNALS = {FORWARDED_SIGNALS!r}\nPYTHON = {python!r}\n"
-            f"FRESH = {FRESH_MODULES!r}\n" + CLIENT)
+            f"FRESH = {FRESH_MODULES!r}\nOMP_DEFAULT = {omp_default!r}\n"
+            f"OMP_THREADS = {os.environ.get('OMP_NUM_THREADS', omp_default)!r}\n" + CLIENT)
 
 
 def preload() -> None:

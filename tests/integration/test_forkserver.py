@@ -79,3 +79,13 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_another_openmp_thread_count_gets_a_fresh_python(forkserver):
+    """libgomp reads OMP_NUM_THREADS once, when torch loads it: a forked child could not honour another count."""
+    probe = ["-c", "import sys; print('vllm' in sys.modules, sys.executable)"]
+    same = subprocess.run([PYTHON["fork"], *probe], capture_output=True, text=True, timeout=60, check=True)
+    other = subprocess.run([PYTHON["fork"], *probe], env={**os.environ, "OMP_NUM_THREADS": "7"},
+                           capture_output=True, text=True, timeout=60, check=True)
+    assert same.stdout.split() == ["True", str(forkserver)]
+    assert other.stdout.split() == ["False", sys.executable]
