@@ -38,12 +38,14 @@ import types
 import warnings
 import weakref
 
+from s2d.cache import atomic_write_text
+
 # Programs the client replaces itself with a fresh `python` for, keeping its pid: submitit's local job controller
 # names its log files after its own pid, which submitit read off the process it started.
 FRESH_MODULES = ("submitit.local._local",)
 FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 MAX_REQUEST = 1 << 20   # argv + environment, as JSON
-HIGH_FD = 1000          # received descriptors are parked above the targets before being moved onto them
+HIGH_FD = 1000          # received descriptors are parked up here before being moved onto the caller's numbers
 
 CLIENT = r'''
 # A stand-in for `python ARGS` (tests/helpers/forkserver.py): the fork server runs ARGS with this process's argv,
@@ -149,7 +151,7 @@ def _become(request: dict, fds: list[int], lifeline: socket.socket, client: str)
                 os.close(fd)
             except OSError:
                 pass
-    for target, fd in zip(request["targets"], parked):
+    for target, fd in zip(request["fds"], parked):   # the caller's numbers, which the program expects
         os.dup2(fd, target)
         os.close(fd)
     threading.Thread(target=_watch, args=(line,), daemon=True).start()
@@ -222,10 +224,8 @@ def serve(socket_path: str, client: str) -> None:
         folders = _preload_keeping_folders()
     gc.collect()
     gc.freeze()   # the preloaded objects stay out of the children's collections (fewer pages copied on write)
-    with open(client + ".tmp", "w") as f:
-        f.write(client_source(socket_path))
-    os.chmod(client + ".tmp", 0o755)
-    os.replace(client + ".tmp", client)
+    atomic_write_text(client, client_source(socket_path))
+    os.chmod(client, 0o755)   # before the socket appears, which is what callers wait for
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(socket_path + ".tmp")
     listener.listen(64)
@@ -255,7 +255,6 @@ def _loop(listener: socket.socket, wake_r: int, client: str) -> None:
             conn, _ = listener.accept()
             message, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 4096)
             request = json.loads(message)
-            request["targets"] = request.pop("fds")
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
