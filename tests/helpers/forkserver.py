@@ -4,7 +4,7 @@ Every `python -m s2d ...` a test starts, and every Python process that run start
 its training process, submitit's job), spends most of a tiny run importing: `from vllm import LLM` takes ~20 s on
 this 2-core CPU, TRL's SFTTrainer ~13 s, and a tiny run's model calls take a few seconds. The server imports
 s2d, vLLM, TRL, PEFT, lm-eval and W&B once, then forks one child per request; the child becomes the requested
-process (argv, environment, working folder and open file descriptors of the caller) and runs the same code that
+process (argv, environment, working folder, CPU affinity and open file descriptors of the caller) and runs the same code that
 `python` would. The caller is a small stdlib-only client (`client_source`) started in place of `python`: it
 forwards its descriptors (SCM_RIGHTS) and its signals, waits, and exits with the child's status. The child's
 `sys.executable` is the client, so the processes the product starts go through the server too.
@@ -17,8 +17,9 @@ What differs from a fresh interpreter, and why the tests accept it:
   (a vLLM replica bound to one core) gets a fresh `python`, as one whose identity is its pid does (`FRESH_MODULES`);
 - glibc reads GLIBC_TUNABLES at process start: the training process's huge-page malloc (s2d.stages.train) is the
   server's setting, which only changes speed;
-- tests that kill a run by process group, and the compiled-engine test, start `python` itself: the real process tree
-  and the real start path stay tested.
+- a killed client cannot forward SIGKILL: the child's lifeline (`_watch`) sees the connection close and kills its
+  own process group, a moment later than the kernel would have; test_resume.py's killed run starts `python`
+  itself, so the real process tree and start path stay tested.
 Run as `python -m tests.helpers.forkserver SOCKET CLIENT`: writes the client script to CLIENT, serves on SOCKET.
 """
 import atexit
@@ -68,7 +69,8 @@ def main():
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     sock.connect(SOCKET)
     fds = [fd for fd in fds if fd != sock.fileno()]
-    request = {"argv": sys.argv, "env": dict(os.environ), "cwd": os.getcwd(), "fds": fds}
+    request = {"argv": sys.argv, "env": dict(os.environ), "cwd": os.getcwd(), "fds": fds,
+               "cpus": sorted(os.sched_getaffinity(0))}
     socket.send_fds(sock, [json.dumps(request).encode()], fds)
     pid = int(sock.recv(64))
 
@@ -156,6 +158,7 @@ def _become(request: dict, fds: list[int], lifeline: socket.socket, client: str)
         os.close(fd)
     threading.Thread(target=_watch, args=(line,), daemon=True).start()
     os.chdir(request["cwd"])
+    os.sched_setaffinity(0, request["cpus"])   # the caller's cores (a pytest-xdist worker's share, tests/conftest.py)
     os.environ.clear()
     os.environ.update(request["env"])
     sys.executable = client

@@ -8,8 +8,8 @@ What a session shares (with every pytest-xdist worker of it, under a lock), and 
   (`backend.enforce_eager=true`, added by `engine_args`) except `test_vllm.py`'s one compiled test, which then
   starts on an empty cache whatever this machine compiled before;
 - the imports (`forkserver`): s2d runs start from a fork server that imported vLLM, TRL, lm-eval and W&B once
-  (tests/helpers/forkserver.py: a tiny run spends ~40 of its ~80 s importing in its three processes), except the
-  tests that kill a run's process group and the compiled-engine test, which start `python` itself.
+  (tests/helpers/forkserver.py: a tiny run spends ~40 of its ~80 s importing in its three processes), except
+  test_resume.py's killed run, which starts `python` itself (the real start path and process tree stay tested).
   S2D_TEST_FORKSERVER=0 starts `python` everywhere.
 Stage caches stay per test (`cache_dir`): a test counts what it generated, so it must see its own generations.
 Each test gets its own working folder, so run folders never collide.
@@ -104,10 +104,13 @@ def forkserver(tmp_path_factory, vllm_cache_root):
         return
     folder = tmp_path_factory.mktemp("forkserver")
     sock, client = folder / "sock", folder / "python"
+    # vLLM reads its log level once, at import, in the server: its default (INFO), not the ERROR that importing trl
+    # at collection sets in this process (trl/_compat.py). The compiled-engine test reads vLLM's INFO lines.
+    env = {**os.environ, "VLLM_LOGGING_LEVEL": "INFO"}
     with open(folder / "server.log", "w") as log:
         server = subprocess.Popen([sys.executable, "-m", "tests.helpers.forkserver", str(sock), str(client)],
                                   cwd=Path(__file__).resolve().parents[2], stdin=subprocess.DEVNULL, stdout=log,
-                                  stderr=subprocess.STDOUT)
+                                  stderr=subprocess.STDOUT, env=env)
     deadline = time.time() + 600
     while not sock.exists():
         assert server.poll() is None and time.time() < deadline, (folder / "server.log").read_text()[-3000:]

@@ -2,7 +2,7 @@
 import pytest
 
 from tests.helpers.wandb_log import offline_summary
-from tests.integration.conftest import tiny_args
+from tests.integration.conftest import PYTHON, tiny_args
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +28,12 @@ def test_training_killed_midway_resumes_from_its_last_checkpoint(s2d, s2d_env, c
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     args = [*tiny_args("system1", "none"), "backend=hf", f"training={training}", f"training.max_steps={steps}",
             "training.save_steps=2", "training.batch_size=1", "logger=none"]
-    proc = subprocess.Popen([sys.executable, "-m", "s2d", *args], cwd=tmp_path, env=s2d_env, start_new_session=True,
+    # The fork server's child dies with its client's process group (tests/helpers/forkserver.py `_watch`).
+    proc = subprocess.Popen([PYTHON["fork"], "-m", "s2d", *args], cwd=tmp_path, env=s2d_env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 900
     checkpoints = []

@@ -89,3 +89,13 @@ def test_another_openmp_thread_count_gets_a_fresh_python(forkserver):
                            capture_output=True, text=True, timeout=60, check=True)
     assert same.stdout.split() == ["True", str(forkserver)]
     assert other.stdout.split() == ["False", sys.executable]
+
+
+def test_the_child_runs_on_the_callers_cores(forkserver):
+    """A pytest-xdist worker's share of the cores (tests/conftest.py) holds for the runs it starts."""
+    from tests.conftest import ALL_CORES
+    last = max(ALL_CORES)
+    out = subprocess.run([PYTHON["fork"], "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+                         preexec_fn=lambda: os.sched_setaffinity(0, {last}), capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == str([last])

@@ -7,12 +7,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import ALL_CORES
 from tests.integration.conftest import PYTHON, engine_args, tiny_args
 
 pytestmark = pytest.mark.integration
@@ -62,12 +62,18 @@ def test_pipeline_runs_on_one_vllm_engine(s2d, cache_dir, models_dir):
 N_TRAIN, SAMPLES = 6, 2
 
 
+def whole_machine():
+    """In a child before exec: every core of the session, whatever share of them this pytest-xdist worker has."""
+    os.sched_setaffinity(0, ALL_CORES)
+
+
 def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_dir, tmp_path):
     # batch 2 with 2 samples: one input per chunk, so records are appended input by input.
     args = tiny_args("rar_2step", "majority", samples=SAMPLES,
                      extra=["backend=vllm", f"data.train_size={N_TRAIN}", "backend.batch_size=2", "seed=7",
                             "logger=none", "training.max_steps=1"])
-    cmd = [sys.executable, "-m", "s2d", *engine_args(args)]
+    # The fork server's child dies with its client's process group (tests/helpers/forkserver.py `_watch`).
+    cmd = [PYTHON["fork"], "-m", "s2d", *engine_args(args)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=s2d_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline, partial = time.time() + 600, {}
@@ -84,8 +90,7 @@ def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_di
     assert 0 < len(partial) < N_TRAIN * SAMPLES, "no generation in progress to kill"
     partial = _records(cache_dir, "train")
 
-    # The killed run was a fresh interpreter (its whole process group dies at once); the runs below are not killed.
-    rerun = [PYTHON["fork"], *cmd[1:]]
+    rerun = cmd
     resumed = subprocess.run(rerun, cwd=tmp_path, env=s2d_env, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     results = json.loads(max(tmp_path.glob("outputs/*/*/results.json"), key=os.path.getmtime).read_text())
@@ -94,34 +99,37 @@ def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_di
     assert all(after[k] == v for k, v in partial.items())   # finished records untouched
 
     # Uninterrupted, and split over two data-parallel engines of one core each: per-request seeds make the
-    # records independent of the batching.
+    # records independent of the batching. The run gets every core of the machine, not this worker's share.
     clean_cache = tmp_path / "clean-cache"
     clean = subprocess.run([*rerun, "backend.replicas=2"], cwd=tmp_path, env={**s2d_env, "S2D_CACHE_DIR": str(clean_cache)},
-                           capture_output=True, text=True, timeout=900)
+                           capture_output=True, text=True, timeout=900, preexec_fn=whole_machine)
     assert clean.returncode == 0, clean.stderr[-3000:]
     assert "2 replica(s)" in clean.stdout
     assert _records(clean_cache, "train") == after          # same seed: byte-identical records, resume included
     assert _records(clean_cache, "eval-system2") == _records(cache_dir, "eval-system2")
 
 
-def test_compiled_engine_saves_its_artefact_and_the_next_start_loads_it(s2d, s2d_env):
+def test_compiled_engine_saves_its_artefact_and_the_next_start_loads_it(s2d):
     """The default engine (`enforce_eager: false`), started twice on one model: the first start compiles and saves
     the compiled model under VLLM_CACHE_ROOT (this session's, conftest.vllm_cache_root: empty at the start), the
     second loads it (s2d's patch of vLLM's CPU load path, `_patch_cpu_aot_load`) instead of compiling again. The
-    two runs differ in seed only, so the second generates anew rather than reading the first one's cache."""
-    # vLLM's INFO lines are what this test reads. `import trl` sets VLLM_LOGGING_LEVEL=ERROR in its process
-    # (trl/_compat.py), and a test that imported trl in the pytest process once leaked it into every later run:
-    # why this assertion, when it sat in the resume test, failed in a whole-suite run (491193a) and passed alone.
-    s2d_env["VLLM_LOGGING_LEVEL"] = "INFO"
+    second run asks for shorter evaluation answers only: its generations and training come from the first one's
+    cache, and the engine starts for the evaluation alone."""
+    # vLLM's INFO lines are what this test reads: the fork server's vLLM logs at INFO (conftest.forkserver). A test
+    # that imported trl in the pytest process once leaked trl's VLLM_LOGGING_LEVEL=ERROR into every later run: why
+    # this assertion, when it sat in the resume test, failed in a whole-suite run (491193a) and passed alone.
     args = [*tiny_args("system1", "none"), "backend.enforce_eager=false", "logger=none", "training.max_steps=1"]
-    first, one, _ = s2d(*args, "seed=0", fork=False)   # the real start path, vLLM logging as configured here
+    first, one, _ = s2d(*args)
     log = first.stdout + first.stderr
     assert "saved AOT compiled function" in log and "Directly load AOT compilation" not in log, _compile_lines(log)
-    second, two, _ = s2d(*args, "seed=1", fork=False)
+    assert one["stages"]["generate"]["generated"] == 4 and one["stages"]["train"]["trained"]
+    second, two, _ = s2d(*args, "eval.max_new_tokens=12")
     log = second.stdout + second.stderr
+    assert second.stdout.count("vLLM engine ready") == 1
     assert "Directly load AOT compilation" in log, _compile_lines(log)
     assert "Compiling model again" not in log and "saved AOT compiled function" not in log, _compile_lines(log)
-    assert one["stages"]["generate"]["generated"] == two["stages"]["generate"]["generated"] == 4
+    assert two["stages"]["generate"]["cached"] and two["stages"]["train"]["cached"]
+    assert not two["stages"]["evaluate"]["cached"] and two["distilled"]["n"] == 4
 
 
 def _compile_lines(log: str) -> str:
