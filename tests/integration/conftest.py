@@ -26,7 +26,7 @@ import pytest
 
 from s2d.cache import locked
 
-TINY = ["data.train_size=4", "data.test_size=4", "eval.max_new_tokens=16", "training.max_steps=2",
+TINY = ["data.train_size=4", "data.test_size=4", "eval.max_new_tokens=16", "training.max_steps=1",
         "backend.batch_size=8"]
 STEP_TOKENS = {"system1": [24], "cot": [48], "rar_1step": [32], "rar_2step": [24, 24]}
 EAGER = "backend.enforce_eager=true"

@@ -14,7 +14,7 @@ from tests.test_config import _compose
 
 pytestmark = pytest.mark.integration
 
-TINY = ["data.train_size=3", "eval.max_new_tokens=12", "training.max_steps=2", "backend.batch_size=8",
+TINY = ["data.train_size=3", "eval.max_new_tokens=12", "training.max_steps=1", "backend.batch_size=8",
         "logger=none"]
 
 

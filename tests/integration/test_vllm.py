@@ -27,7 +27,8 @@ def _records(cache_dir: Path, label: str) -> dict[str, str]:
 def test_pipeline_runs_on_one_vllm_engine(s2d, cache_dir, models_dir):
     # filter=none as an ablation guarantees a trained adapter; a large learning rate makes it change the answers.
     args = tiny_args("rar_2step", "majority", samples=2,
-                     extra=["backend=vllm", "ablations=[none]", "training.learning_rate=5e-3", "seed=3"])
+                     extra=["backend=vllm", "ablations=[none]", "training.learning_rate=5e-3", "training.max_steps=2",
+                            "seed=3"])
     proc, results, run_dir = s2d(*args)
     assert proc.stdout.count("vLLM engine ready") == 1, "generate, evaluate and the distilled model share an engine"
     assert "vLLM now serves lora weights" in proc.stdout
@@ -44,6 +45,10 @@ def test_pipeline_runs_on_one_vllm_engine(s2d, cache_dir, models_dir):
 
     ablation = results["ablations"]["none"]
     assert ablation["curation"]["kept"] == 4 and ablation["distilled"]["n"] == 4
+    # What it trained on, in the run folder: every kept input's prompt and target.
+    distill = json.loads((run_dir / "distill_set.none.json").read_text())
+    assert distill["stats"]["kept"] == len(distill["examples"]) == 4
+    assert all(e["prompt"] and e["target"] for e in distill["examples"])
     base = {json.loads(v)["item"]: json.loads(v)["output"] for v in _records(cache_dir, "eval-system1").values()}
     served = {json.loads(v)["item"]: json.loads(v) for v in _records(cache_dir, "eval-distilled[none]").values()}
     assert any(served[i]["output"] != base[i] for i in base), "the trained weights never reached the engine"
