@@ -11,10 +11,12 @@ pytestmark = pytest.mark.integration
 
 TINY = ["data.train_size=2", "data.test_size=2", "eval.max_new_tokens=8", "training.max_steps=1",
         "backend.batch_size=8", "logger=none"]
-# Generation budgets cut to a few tokens per call; the experiments' own choices are otherwise untouched.
+# Generation budgets cut to a few tokens per call, and the broad block to two benchmarks of 2 items (one scored by
+# log-likelihood, one generated; every shipped benchmark loads in test_broad.py); the experiments' own choices are
+# otherwise untouched.
 SHORT = {
     "demo": ["technique.steps.0.max_new_tokens=8", "technique.steps.1.max_new_tokens=8", "filter.samples_per_input=2",
-             "benchmarks.limit=2", "benchmarks.limit_overrides.gsm8k=1"],
+             "benchmarks.limit=2", "benchmarks.tasks=[arc_easy,triviaqa]"],
     "paper_table1": ["technique.steps.0.max_new_tokens=8", "filter.samples_per_input=2"],
     "paper_table7": ["technique.steps.0.max_new_tokens=8", "filter.samples_per_input=2"],
     "paper_table2": ["technique.steps.0.max_new_tokens=16", "technique.steps.1.max_new_tokens=8",
@@ -34,7 +36,7 @@ SHORT = {
                   "['technique.steps.0.max_new_tokens=8', 'technique.steps.1.max_new_tokens=8']}, "
                   "{task: addition, technique: cot, filter: majority, weight: 1.0, overrides: "
                   "['technique.steps.0.max_new_tokens=8']}]",
-                  "filter.samples_per_input=2", "benchmarks.limit=2", "benchmarks.limit_overrides.gsm8k=1",
+                  "filter.samples_per_input=2", "benchmarks.limit=2", "benchmarks.tasks=[arc_easy,triviaqa]",
                   "model=smollm2_135m"],
 }
 EXPERIMENTS = sorted(config_groups()["experiment"])

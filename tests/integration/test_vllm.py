@@ -123,11 +123,13 @@ def test_compiled_engine_saves_its_artefact_and_the_next_start_loads_it(s2d):
     # vLLM's INFO lines are what this test reads: the fork server's vLLM logs at INFO (conftest.forkserver). A test
     # that imported trl in the pytest process once leaked trl's VLLM_LOGGING_LEVEL=ERROR into every later run: why
     # this assertion, when it sat in the resume test, failed in a whole-suite run (491193a) and passed alone.
-    args = [*tiny_args("system1", "none"), "backend.enforce_eager=false", "logger=none", "training.max_steps=1"]
+    # filter=gold: SmolLM2 gets (nearly) no last-letter answer right, so (nearly) nothing is trained; the engine
+    # starts are what this test is about.
+    args = [*tiny_args("system1", "gold"), "backend.enforce_eager=false", "logger=none"]
     first, one, _ = s2d(*args)
     log = first.stdout + first.stderr
     assert "saved AOT compiled function" in log and "Directly load AOT compilation" not in log, _compile_lines(log)
-    assert one["stages"]["generate"]["generated"] == 4 and one["stages"]["train"]["trained"]
+    assert one["stages"]["generate"]["generated"] == 4
     second, two, _ = s2d(*args, "eval.max_new_tokens=12")
     log = second.stdout + second.stderr
     assert second.stdout.count("vLLM engine ready") == 1
