@@ -8,8 +8,9 @@ two one-core workers: a tiny run spends much of its time in single-threaded Pyth
 Hydra, process start), which the second core now overlaps with the other worker's.
 """
 import os
+import sys
 
-import pytest
+from s2d.backends.vllm_backend import split_evenly   # torch-free at import: safe before the cores are set
 
 # Every core this session may use, before a worker narrows itself to its share: for the test that needs the
 # whole machine (two vLLM replicas, one per core).
@@ -22,9 +23,7 @@ def worker_cores(worker: str, workers: int, cores=ALL_CORES) -> set[int]:
     cores, k = sorted(cores), int(worker.removeprefix("gw"))
     if workers >= len(cores):
         return {cores[k % len(cores)]}
-    size, extra = divmod(len(cores), workers)
-    start = k * size + min(k, extra)
-    return set(cores[start:start + size + (k < extra)])
+    return set(split_evenly(cores, workers)[k])   # as vLLM replicas split a machine's cores
 
 
 def pytest_configure(config):
@@ -34,7 +33,6 @@ def pytest_configure(config):
     cores = worker_cores(worker, int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.sched_setaffinity(0, cores)
     os.environ["OMP_NUM_THREADS"] = str(len(cores))   # libgomp reads it when torch loads: before any import of it
-    import sys
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(len(cores))
 

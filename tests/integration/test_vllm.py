@@ -95,8 +95,7 @@ def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_di
     assert 0 < len(partial) < N_TRAIN * SAMPLES, "no generation in progress to kill"
     partial = _records(cache_dir, "train")
 
-    rerun = cmd
-    resumed = subprocess.run(rerun, cwd=tmp_path, env=s2d_env, capture_output=True, text=True, timeout=900)
+    resumed = subprocess.run(cmd, cwd=tmp_path, env=s2d_env, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     results = json.loads(max(tmp_path.glob("outputs/*/*/results.json"), key=os.path.getmtime).read_text())
     assert results["stages"]["generate"]["generated"] == N_TRAIN * SAMPLES - len(partial)
@@ -106,7 +105,7 @@ def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_di
     # Uninterrupted, and split over two data-parallel engines of one core each: per-request seeds make the
     # records independent of the batching. The run gets every core of the machine, not this worker's share.
     clean_cache = tmp_path / "clean-cache"
-    clean = subprocess.run([*rerun, "backend.replicas=2"], cwd=tmp_path, env={**s2d_env, "S2D_CACHE_DIR": str(clean_cache)},
+    clean = subprocess.run([*cmd, "backend.replicas=2"], cwd=tmp_path, env={**s2d_env, "S2D_CACHE_DIR": str(clean_cache)},
                            capture_output=True, text=True, timeout=900, preexec_fn=whole_machine)
     assert clean.returncode == 0, clean.stderr[-3000:]
     assert "2 replica(s)" in clean.stdout
