@@ -1,7 +1,8 @@
 """`make bench`: generation engines side by side on this machine, written to benchmarks/.
 
     .venv/bin/python benchmarks/bench.py [--models smollm2_135m qwen2_5_coder_0_5b] [--engines hf vllm] [--demo]
-    .venv/bin/python benchmarks/bench.py --only-demo      # `make demo`'s run only, cold then warm (~1 h here)
+    .venv/bin/python benchmarks/bench.py --only-demo      # `make demo`'s run only, cold then warm
+    .venv/bin/python benchmarks/bench.py --only-training  # the training rows only (benchmarks/training_bench.py)
 
 For each model and engine, in a fresh process each (so one engine's threads or memory never slow the next):
 - startup_s: from nothing to a generator ready to serve (model load; for vLLM the engine start);
@@ -178,24 +179,32 @@ def measure(engine: str, model: str, lora: bool) -> list[dict]:
         return json.loads(Path(out.name).read_text())
 
 
-DEMO = ["-m", "experiment=demo", "seed=0,1", "hydra.sweep.dir=outputs/demo", "logger=none"]   # = `make demo`
+DEMO_RESULTS = ROOT / "experiments" / "embedded_demo" / "results" / "demo"
+DEMO = ["-m", "experiment=demo", "seed=0", "hydra.sweep.dir=outputs/demo", "logger=none"]   # = `make demo`
 
 
 def demo_stage_times(extra_args: list[str]) -> dict:
-    """`make demo`'s run (both seeds) on a fresh stage cache, then again (every stage cached)."""
+    """`make demo`'s run on a fresh stage cache and a fresh models folder (the embedded model's conversion
+    included), then again (every stage cached)."""
     out = {}
     with tempfile.TemporaryDirectory(prefix="s2d-bench-") as tmp:
         env = {**os.environ, "S2D_CACHE_DIR": str(Path(tmp) / "cache"), "WANDB_MODE": "disabled",
-               "S2D_MODELS_DIR": str(models_dir())}
+               "S2D_MODELS_DIR": str(Path(tmp) / "models")}   # cold: the embedded model's conversion too
         for phase in ("cold", "warm"):
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "s2d", *DEMO, *extra_args], cwd=tmp, env=env, check=True,
                            stdout=subprocess.DEVNULL)
+            subprocess.run([sys.executable, "-m", "s2d.report", "outputs/demo", "--out", "outputs/demo/report"],
+                           cwd=tmp, env=env, check=True, stdout=subprocess.DEVNULL)
             wall = time.perf_counter() - start
-            runs = [json.loads(p.read_text()) for p in sorted(Path(tmp).glob("outputs/demo/*/results.json"))]
+            paths = sorted(Path(tmp).glob("outputs/demo/*/results.json"))
+            runs = [json.loads(p.read_text()) for p in paths]
             if phase == "cold":
                 from s2d.results import format_table
                 out["table"] = "\n\n".join(format_table(r) for r in runs)
+                for path, run in zip(paths, runs):   # the file behind the README's demo numbers
+                    DEMO_RESULTS.mkdir(parents=True, exist_ok=True)
+                    (DEMO_RESULTS / f"seed{run['run']['seed']}.json").write_text(path.read_text())
             out[phase] = {"wall_s": round(wall, 1), "runs": [
                 {"seed": r["run"]["seed"], "stages": {k: {"wall_s": v["wall_s"], "cached": v["cached"]}
                                                       for k, v in r["stages"].items()}} for r in runs]}
@@ -216,12 +225,21 @@ def main() -> None:
                     help="models on which the distilled-model path is timed too (a random LoRA adapter: HF unmerged, "
                          "vLLM merged into the engine, vLLM's LoRA support as engine vllm_lora_request)")
     ap.add_argument("--lora", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--only-training", action="store_true", help="the training rows only")
+    ap.add_argument("--training-models", nargs="*", default=["qwen2_5_coder_0_5b", "smollm2_135m"],
+                    help="models of the training rows ([] = none)")
+    ap.add_argument("--training-steps", type=int, default=8, help="optimizer steps per training recipe")
+    ap.add_argument("--one-training", nargs=2, metavar=("RECIPE", "MODEL"), help=argparse.SUPPRESS)
     ap.add_argument("--one", nargs=2, metavar=("ENGINE", "MODEL"), help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="with --one: backend config overrides, e.g. --set block_size=32")
     ap.add_argument("demo_args", nargs="*", default=[], help="overrides for the demo run")
     args = ap.parse_args()
+    if args.one_training:
+        import training_bench
+        training_bench.one(*args.one_training, args.training_steps, args.out)
+        return
     if args.one:
         Path(args.out).write_text(json.dumps(measure_one(*args.one, lora=args.lora, overrides=args.set)))
         return
@@ -234,7 +252,8 @@ def main() -> None:
     record["matmul_gflops"] = {d: round(matmul_gflops(d), 1) for d in ("float32", "bfloat16")}
     print(f"matmul 1024^3: {record['matmul_gflops']} GFLOP/s", flush=True)
     rows = []
-    for model in ([] if args.only_demo else args.models):
+    only = args.only_demo or args.only_training
+    for model in ([] if only else args.models):
         try:
             n_params = parameters(model_path(model))
         except Exception as e:   # e.g. the Qwen GGUF packages are not installed
@@ -254,12 +273,23 @@ def main() -> None:
                 rows.append(row)
     record["generation"] = rows
     record["speedup"] = speedups(rows)
+    if not args.only_demo:
+        import training_bench
+        record["training"] = [training_bench.measure(recipe, model, args.training_steps,
+                                                     record["matmul_gflops"]["float32"])
+                              for model in args.training_models for recipe in training_bench.RECIPES]
+        for row in record["training"]:
+            print(json.dumps(row), flush=True)
     if args.demo or args.only_demo:
         record["demo"] = demo_stage_times(args.demo_args)
-    if args.only_demo:   # keep the generation rows of the last full run beside the new demo timing
+    if only:   # keep the other rows of the last run beside the new ones, with the date each was measured
         previous = json.loads((ROOT / "benchmarks" / "results.json").read_text())
-        record.update(generation=previous["generation"], speedup=previous["speedup"],
-                      generation_measured=previous.get("generation_measured", previous["date"]))
+        kept = ("training",) if args.only_demo else ("demo",)
+        kept += ("generation", "speedup")
+        for key in kept:
+            if key in previous:
+                record[key] = previous[key]
+                record[f"{key}_measured"] = previous.get(f"{key}_measured", previous["date"])
     (ROOT / "benchmarks" / "results.json").write_text(json.dumps(record, indent=2) + "\n")
     (ROOT / "benchmarks" / "RESULTS.md").write_text(markdown(record))
     print(markdown(record))
@@ -292,6 +322,11 @@ def markdown(r: dict) -> str:
                      f"{g['startup_s']}{load} | {g['compute_bound_tok_s']} | {g['compute_bound_fraction']:.1%} |")
     if r["speedup"]:
         lines += ["", "Useful tok/s over HF's: " + ", ".join(f"{k} **{v}x**" for k, v in r["speedup"].items())]
+    if r.get("training"):
+        import training_bench
+        lines += training_bench.markdown(r["training"])
+        if "training_measured" in r:
+            lines.append(f"\n(measured {r['training_measured']})")
     if "demo" in r:
         stages = list(r["demo"]["cold"]["runs"][0]["stages"])
         lines += ["", "## `make demo` (both seeds) wall time per stage, s (fresh stage cache, then again)", "",

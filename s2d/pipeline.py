@@ -161,11 +161,44 @@ def run_stages(ctx: Context, names: tuple[str, ...] = STAGES) -> None:
     """Run the stages in order (all of them, or the first ones: the tasks of a multi-task run skip `broad`)."""
     from s2d.stages import broad, curate, evaluate, generate, train
     modules = dict(zip(STAGES, (generate, curate, train, evaluate, broad)))
+    early = {}   # seconds a stage spent before its turn (evaluate: the base rows, scored before training)
     for name in [n for n in STAGES if n in names]:
+        if name == "train" and "evaluate" in names:
+            early["evaluate"] = preview_base_rows(ctx)
         start = time.perf_counter()
         print(f"[s2d] stage {name} ...", flush=True)
         out = modules[name].run(ctx)
         setattr(ctx, OUTPUT_FIELDS[name], out)
-        ctx.stages[name] = {"cached": bool(out.cached), "wall_s": round(time.perf_counter() - start, 2), **out.info}
+        wall = time.perf_counter() - start + early.get(name, 0.0)
+        ctx.stages[name] = {"cached": bool(out.cached), "wall_s": round(wall, 2), **out.info}
         print(f"[s2d] stage {name} done in {ctx.stages[name]['wall_s']:.1f}s"
               f"{' (cached)' if ctx.stages[name]['cached'] else ''}", flush=True)
+
+
+def preview_base_rows(ctx) -> float:
+    """System 1's and System 2's rows as soon as they are known, before training (the evaluate stage reads them back
+    from the cache), and the expected time of the trainings and distilled rows still to come. Returns its seconds."""
+    from s2d.stages import evaluate, train
+    start = time.perf_counter()
+    lines, seconds = evaluate.preview(ctx)
+    print("[s2d] base model rows (before training):\n" + "\n".join("  " + line for line in lines), flush=True)
+    try:
+        steps, train_s = train.expected_seconds(ctx)
+    except (OSError, ValueError) as e:   # an estimate only: a model folder without a loadable tokenizer gives none
+        steps, train_s = "?", None
+        print(f"[s2d] no training estimate ({type(e).__name__}: {str(e).splitlines()[0][:120]})", flush=True)
+    distilled = sum(1 for s in (ctx.curated, *ctx.curated.ablations.values()) if s.examples)
+    system1_s = seconds.get("system1", 0.0)
+    parts = [f"training {steps} step(s)" + ("" if train_s is None else f" ~{_minutes(train_s)}")]
+    if distilled:
+        # A cached System 1 row says nothing about how long a fresh row takes.
+        parts.append(f"{distilled} distilled row(s)" + (f" ~{_minutes(distilled * system1_s)}" if system1_s > 5
+                                                        else ""))
+    if ctx.cfg.benchmarks.get("tasks"):
+        parts.append(f"then the broad block ({len(ctx.cfg.benchmarks.tasks)} benchmarks, base + distilled)")
+    print("[s2d] still to come: " + ", ".join(parts), flush=True)
+    return time.perf_counter() - start
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"

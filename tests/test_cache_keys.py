@@ -12,8 +12,9 @@ from s2d.generation import generation_payload
 from s2d.pipeline import Context, pool_payload
 from s2d.registry import build
 
-# System 2 (S2A, 3 samples) over the demo's 128 unlabeled inputs, seed 0, in fp32: what `backend.dtype: auto` is
-# on a CPU without AVX512-BF16/AMX (on such a CPU, or a GPU, auto is bf16: another model, another key).
+# System 2 (S2A, 3 samples) over the demo's unlabeled inputs (of any pool size: records are per item), seed 0, in
+# fp32: what `backend.dtype: auto` is on a CPU without AVX512-BF16/AMX (on such a CPU, or a GPU, auto is bf16:
+# another model, another key).
 DEMO_POOL_KEY = "8fb072756705117d"
 
 

@@ -10,6 +10,7 @@ tokens summed over every call a technique makes (the paper's #Tokens); for maj@k
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -51,18 +52,39 @@ def run(ctx) -> Evaluated:
     return Evaluated(rows=rows, samples=samples, cached=cached)
 
 
-def plan_rows(ctx) -> list[RowPlan]:
-    """Every row of the table, base-model rows first, then every distilled row: the base model serves once, then
-    each trained model once."""
+def preview(ctx) -> tuple[list[str], dict[str, float]]:
+    """The base-model rows (System 1, System 2, prompt variants) scored before training, while the engine still
+    serves the base model: their generations are cached, so `run` reads them back. Returns the lines to print and
+    each row's seconds (a distilled row costs about what System 1's did: the same prompts, answers as short)."""
+    rows, seconds = {}, {}
+    for plan in base_plans(ctx)[0]:
+        start = time.perf_counter()
+        rows.update(score_rows(ctx, [plan])[0])
+        seconds[plan.row.name] = time.perf_counter() - start
+    width = max(len(name) for name in rows)
+    lines = [f"{name:{width}}  accuracy {m['accuracy']:6.1%}  tokens/input {m['tokens_per_input']:6.1f}  n {m['n']}"
+             for name, m in rows.items()]
+    return lines, seconds
+
+
+def base_plans(ctx) -> tuple[list[RowPlan], dict]:
+    """The base-model rows, and the System 1 technique of each prompt variant (None: the task's own prompt)."""
     cfg = ctx.cfg
     system1 = system1_technique(cfg.task, int(cfg.eval.max_new_tokens))
     plans = [RowPlan(Row("system1"), system1), RowPlan(Row("system2"), ctx.technique)]
-    trained = {None: ctx.trained, **ctx.trained.ablations}   # the run's filter, then curation ablations (none, gold)
     variants = {None: system1}
     for name, template in variant_templates(cfg).items():   # Table 7: the same rows under other System 1 prompts
         variants[name] = system1_technique(OmegaConf.merge(cfg.task, {"system1_template": template}),
                                            int(cfg.eval.max_new_tokens))
         plans.append(RowPlan(Row("system1", variant=name), variants[name]))
+    return plans, variants
+
+
+def plan_rows(ctx) -> list[RowPlan]:
+    """Every row of the table, base-model rows first, then every distilled row: the base model serves once, then
+    each trained model once."""
+    plans, variants = base_plans(ctx)
+    trained = {None: ctx.trained, **ctx.trained.ablations}   # the run's filter, then curation ablations (none, gold)
     for filter_name, model in trained.items():
         for variant, technique in variants.items():
             if filter_name is not None and variant is not None:

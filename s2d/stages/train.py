@@ -25,11 +25,15 @@ def run(ctx) -> Trained:
     return out
 
 
+def checkpoint_key(ctx, distill_key: str) -> str:
+    return keyed(ctx.cache_dir, {"kind": "train", "version": 1, "distill_set": distill_key,
+                                 "model": ctx.model_identity["path"], "training": key_config(ctx.cfg.training),
+                                 "seed": int(ctx.cfg.seed)})
+
+
 def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) -> Trained:
     cfg = ctx.cfg.training
-    key = keyed(ctx.cache_dir, {"kind": "train", "version": 1, "distill_set": distill_key,
-                                "model": ctx.model_identity["path"], "training": key_config(cfg),
-                                "seed": int(ctx.cfg.seed)})
+    key = checkpoint_key(ctx, distill_key)
     target = Path(ctx.cache_dir) / "checkpoints" / key
     if not examples:
         print("[s2d] WARNING: curation kept no examples; nothing to train, the distilled model is the base model",
@@ -44,6 +48,53 @@ def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) ->
     _link(ctx.run_dir / link_name, target)
     return Trained(path=str(target), key=key, cached=cached, method=cfg.method,
                    info={"key": key, "trained": True, "examples": len(examples)})
+
+
+# The share of the fp32 matmul probe's FLOP/s a LoRA step reaches on a CPU (s2d's recipe, Qwen-0.5B and SmolLM2 on
+# the 2-core AMD EPYC: benchmarks/RESULTS.md, training): turns a training's FLOPs into an expected wall time.
+CPU_TRAINING_EFFICIENCY = 0.5
+
+
+def expected_seconds(ctx) -> tuple[int, float | None]:
+    """(optimizer steps, expected seconds) of the trainings still to do (the run's own set and each ablation's):
+    FLOPs per token x tokens, over this CPU's matmul rate x CPU_TRAINING_EFFICIENCY; seconds None on a GPU."""
+    import torch
+    cfg, curated = ctx.cfg.training, ctx.curated
+    sets = [s for s in (curated, *curated.ablations.values()) if s.examples
+            and not (Path(ctx.cache_dir) / "checkpoints" / checkpoint_key(ctx, s.key) / "s2d_train.json").exists()]
+    if not sets:
+        return 0, 0.0
+    per_step = int(cfg.batch_size) * int(cfg.grad_accum)
+    steps = [int(cfg.max_steps) if int(cfg.max_steps) > 0 else -(-len(s.examples) // per_step) * int(cfg.epochs)
+             for s in sets]
+    if torch.cuda.is_available():
+        return sum(steps), None
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(ctx.model_path)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(
+            ctx.model_path, trust_remote_code=bool(ctx.cfg.model.get("trust_remote_code", False))))
+    weights = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n)
+    # LoRA: forward + input gradients (frozen weights); full fine-tuning: + weight gradients.
+    flops_per_token = (4 if cfg.method == "lora" else 6) * weights
+    tokens = 0.0
+    for s, n in zip(sets, steps):
+        mean = sum(example_tokens(tokenizer, e) for e in s.examples) / len(s.examples)
+        tokens += mean * n * per_step
+    return sum(steps), tokens * flops_per_token / (matmul_flops() * CPU_TRAINING_EFFICIENCY)
+
+
+def matmul_flops(size: int = 1024, repeats: int = 8) -> float:
+    """fp32 FLOP/s of this process's cores on a dense matmul (benchmarks/bench.py's probe, shorter)."""
+    import time
+
+    import torch
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
 # How often to checkpoint changes where a killed run resumes, not what it trains: not part of the checkpoint key.
@@ -189,6 +240,7 @@ def fit(spec: dict, cfg: dict):
         # a killed run's successor with the same key resumes from the last one instead of from step 0.
         save_strategy="steps" if int(cfg.get("save_steps") or 0) > 0 else "no",
         save_steps=int(cfg.get("save_steps") or 0) or 500, save_total_limit=1)
+    score_labelled_positions_only()
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                          peft_config=peft_config)
     last = last_checkpoint(staging_root / "trainer")
@@ -196,6 +248,24 @@ def fit(spec: dict, cfg: dict):
         print(f"[s2d] training resumes from {last} (step {last.name.split('-')[-1]} of {total})", flush=True)
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     return trainer, result, last, tokenizer
+
+
+def score_labelled_positions_only() -> None:
+    """Make TRL's fused LM head project only the positions that carry loss (the answer's ~12 of ~65 tokens), as it
+    already does on CUDA/XPU. Elsewhere TRL projects every position through the 151,936-word head (so that a
+    compiling device such as Neuron sees fixed tile shapes); nothing compiles the step here. Same loss to the last
+    digit, 1.9x the tokens/s of a Qwen-0.5B LoRA step on the 2-core AMD EPYC (benchmarks/RESULTS.md, training).
+    TRL reads the flag at each forward from `trl.trainer.utils._use_triton`; the kernels keep their own copy."""
+    import trl.trainer.utils as trl_utils
+    decide = getattr(trl_utils, "_use_triton", None)
+    if decide is None:
+        print("[s2d] WARNING: this TRL has no trl.trainer.utils._use_triton; its LM head may score every position "
+              "(slower, same loss)", flush=True)
+        return
+    if not getattr(decide, "s2d_compact", False):
+        compact = lambda device: device.type == "cpu" or decide(device)   # noqa: E731
+        compact.s2d_compact = True
+        trl_utils._use_triton = compact
 
 
 def _free_gpu_memory() -> None:
@@ -216,13 +286,18 @@ def last_checkpoint(folder: Path) -> Path | None:
 def fitting_max_length(tokenizer, examples: list[dict], configured: int) -> int:
     """`training.max_length`, raised to the longest prompt + target: truncation would cut the target (the only
     part with loss) and TRL would then drop the example, e.g. judge prompts holding two long responses."""
-    longest = max(len(tokenizer(tokenizer.apply_chat_template(
-        [{"role": "user", "content": e["prompt"]}, {"role": "assistant", "content": e["target"]}], tokenize=False),
-        add_special_tokens=False)["input_ids"]) for e in examples)
+    longest = max(example_tokens(tokenizer, e) for e in examples)
     if longest > configured:
         print(f"[s2d] training.max_length={configured} < longest example ({longest} tokens); using {longest}",
               flush=True)
     return max(configured, longest)
+
+
+def example_tokens(tokenizer, example: dict) -> int:
+    """Tokens of one training example: prompt + target in the chat template, as TRL tokenizes it."""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": example["prompt"]},
+                                          {"role": "assistant", "content": example["target"]}], tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def _link(link: Path, target: Path) -> None:

@@ -14,9 +14,11 @@ TINY = ["data.train_size=2", "data.test_size=2", "eval.max_new_tokens=8", "train
 # Generation budgets cut to a few tokens per call, and the broad block to two benchmarks of 2 items (one scored by
 # log-likelihood, one generated; every shipped benchmark loads in test_broad.py); the experiments' own choices are
 # otherwise untouched.
+DEMO_SHORT = ["technique.steps.0.max_new_tokens=8", "technique.steps.1.max_new_tokens=8", "filter.samples_per_input=2",
+              "benchmarks.limit=2", "benchmarks.tasks=[arc_easy,triviaqa]"]
 SHORT = {
-    "demo": ["technique.steps.0.max_new_tokens=8", "technique.steps.1.max_new_tokens=8", "filter.samples_per_input=2",
-             "benchmarks.limit=2", "benchmarks.tasks=[arc_easy,triviaqa]"],
+    "demo": DEMO_SHORT,
+    "demo_full": DEMO_SHORT,
     "paper_table1": ["technique.steps.0.max_new_tokens=8", "filter.samples_per_input=2"],
     "paper_table7": ["technique.steps.0.max_new_tokens=8", "filter.samples_per_input=2"],
     "paper_table2": ["technique.steps.0.max_new_tokens=16", "technique.steps.1.max_new_tokens=8",
@@ -40,16 +42,19 @@ SHORT = {
                   "model=smollm2_135m"],
 }
 EXPERIMENTS = sorted(config_groups()["experiment"])
+# `make demo`'s run is `make reproduce`'s without the ablations: it runs after demo_full in the same cache, so every
+# row it has comes from there (also a check that a first look's results are the reproduction's).
+SUBSET_OF = {"demo": "demo_full"}
 
 
 def test_every_experiment_has_a_tiny_setting():
-    assert sorted(SHORT) == EXPERIMENTS
+    assert sorted(SHORT) == EXPERIMENTS and set(SUBSET_OF.values()) <= set(EXPERIMENTS)
 
 
 ROWS = ("system1", "system2", "distilled", "curation", "ablations", "broad", "variants")
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e not in SUBSET_OF])
 def test_experiment_runs_tiny_and_reruns_fully_cached(s2d, tmp_path, experiment):
     _, results, _ = s2d(f"experiment={experiment}", *TINY, *SHORT[experiment])
     # The same command again: every stage comes from the cache (the keys are stable) with the same numbers.
@@ -67,11 +72,18 @@ def test_experiment_runs_tiny_and_reruns_fully_cached(s2d, tmp_path, experiment)
         assert results[row]["n"] == n, (row, results[row]["n"], n)
         assert results[row]["accuracy"] * n == pytest.approx(round(results[row]["accuracy"] * n)), row
         assert results[row]["tokens_per_input"] > 0, row
-    if experiment == "demo":   # the demo shows what label-free curation buys (none and gold rows, same run), the
-        assert set(results["ablations"]) == {"none", "gold"}        # opinion groups apart, and the broad block
-        assert results["ablations"]["gold"]["curation"]["uses_gold_labels"]
+    if experiment == "demo_full":   # the reproduction shows what label-free curation buys (none and gold rows,
+        assert set(results["ablations"]) == {"none", "gold"}        # same run), the opinion groups apart, and the
+        assert results["ablations"]["gold"]["curation"]["uses_gold_labels"]   # broad block
         assert {"accuracy_unbiased", "accuracy_biased_correct", "opinion_rate"} <= set(results["distilled"])
         assert results["broad"] and results["run"]["data_seed"] == 0
+    for subset in [name for name, superset in SUBSET_OF.items() if superset == experiment]:
+        s2d(f"experiment={subset}", *TINY, *SHORT[subset], f"hydra.run.dir={subset}")
+        first = json.loads((tmp_path / subset / "results.json").read_text())
+        assert all(stage["cached"] for stage in first["stages"].values()), (subset, first["stages"])
+        assert {k: first[k] for k in ("system1", "system2", "distilled", "curation", "broad")} == \
+            {k: results[k] for k in ("system1", "system2", "distilled", "curation", "broad")}
+        assert not first.get("ablations")
     if experiment == "continuous":
         assert [r["round"] for r in results["rounds"]] == [1, 2]
     if experiment == "multitask":

@@ -32,6 +32,11 @@ def test_end_to_end_then_rerun_is_fully_cached(s2d, tmp_path):
     assert results["system1"]["n"] == results["distilled"]["n"] == 4
     assert "System 2 (rar_2step)" in proc.stdout and "distilled System 1" in proc.stdout
     assert "resolved config" in proc.stdout
+    # System 1 and System 2 print before training starts, with what is still to come.
+    before_training = proc.stdout.split("[s2d] stage train ...")[0]
+    assert f"system1  accuracy {results['system1']['accuracy']:6.1%}" in before_training
+    assert f"system2  accuracy {results['system2']['accuracy']:6.1%}" in before_training
+    assert "still to come: training" in before_training
     # The run folder holds what was trained on and the config it ran with, both readable.
     # (This tiny vote may keep nothing: test_vllm.py's pipeline test reads back a distill set that holds inputs.)
     distill = json.loads((run_dir / "distill_set.json").read_text())
