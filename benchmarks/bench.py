@@ -309,6 +309,8 @@ def markdown(r: dict) -> str:
              f"Python {m['python']}. Command: `{r['command']}`.", "",
              f"Matmul probe (1024^3): fp32 {r['matmul_gflops']['float32']} GFLOP/s, "
              f"bf16 {r['matmul_gflops']['bfloat16']} GFLOP/s.", "",
+             *[f"Kept from an earlier run: the {key} rows, measured {r[key + '_measured']} (their own probe).\n"
+               for key in ("generation", "training", "demo") if key + "_measured" in r],
              f"## Generation: {GREEDY_PROMPTS} CoT prompts greedy / {SAMPLED_PROMPTS} prompts x {SAMPLES} samples, "
              f"<= {MAX_NEW_TOKENS} new tokens (greedy_lora: {LORA_PROMPTS} prompts, <= {LORA_NEW_TOKENS})", "",
              "| engine | model | mode | dtype | useful tok/s | startup s | compute-bound tok/s | fraction |",
@@ -325,12 +327,12 @@ def markdown(r: dict) -> str:
     if r.get("training"):
         import training_bench
         lines += training_bench.markdown(r["training"])
-        if "training_measured" in r:
-            lines.append(f"\n(measured {r['training_measured']})")
     if "demo" in r:
         stages = list(r["demo"]["cold"]["runs"][0]["stages"])
-        lines += ["", "## `make demo` (both seeds) wall time per stage, s (fresh stage cache, then again)", "",
-                  "| run | seed | total (both seeds) | " + " | ".join(stages) + " |", "|---|---|---|" + "---|" * len(stages)]
+        lines += ["", "## `make demo` wall time per stage, s (fresh stage cache and models folder: the conversion "
+                  "is in the total; then again)", "",
+                  "| run | seed | total (s2d + s2d-report) | " + " | ".join(stages) + " |",
+                  "|---|---|---|" + "---|" * len(stages)]
         for phase in ("cold", "warm"):
             d = r["demo"][phase]
             for run in d["runs"]:

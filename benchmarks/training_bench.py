@@ -4,7 +4,8 @@
 
 Recipes (same examples, same order, same batch of 8, same LoRA r16 / alpha 32 / dropout 0.05 on every linear layer):
 - trl_defaults: what a user would write instead: `SFTTrainer(model=path, args=SFTConfig(...defaults...),
-  peft_config=...)` on the same prompt-completion rows (TRL's defaults: lr 2e-5, gradient checkpointing on);
+  peft_config=...)` on the same prompt-completion rows (TRL's defaults: lr 2e-5, gradient checkpointing on), but
+  fp32 where this CPU's bf16 matmul is slower than fp32 (TRL's default bf16 autocast; see `bf16_is_faster`);
 - s2d@ff65992: s2d's training stage as of commit ff65992 (its file read from git), the demo's settings (lr 3e-4);
 - s2d: s2d's training stage now (s2d/stages/train.py), the same settings.
 Examples: the demo's unlabeled pool (task=addition_sycophancy, data.seed 0, 110 inputs like the demo's kept set) with
@@ -115,7 +116,7 @@ def run_recipe(recipe: str, model_path: str, steps: int, out_dir: str) -> dict:
             model=model_path, train_dataset=data,
             args=trl.SFTConfig(output_dir=out_dir, max_steps=steps, per_device_train_batch_size=BATCH,
                                logging_steps=1, report_to="none", save_strategy="no", use_cpu=True, seed=0,
-                               data_seed=0),
+                               data_seed=0, bf16=bf16_is_faster()),
             peft_config=LoraConfig(r=int(lora["r"]), lora_alpha=int(lora["alpha"]),
                                    lora_dropout=float(lora["dropout"]), target_modules=lora["target_modules"],
                                    task_type="CAUSAL_LM"))
@@ -129,6 +130,15 @@ def run_recipe(recipe: str, model_path: str, steps: int, out_dir: str) -> dict:
         trainer, *_ = module.fit(spec, dict(spec["training"]))
     steps_logged = [h for h in trainer.state.log_history if "loss" in h and "num_tokens" in h]
     return {"step_seconds": timer.seconds, "log": steps_logged}
+
+
+def bf16_is_faster() -> bool:
+    """TRL's own default is bf16 autocast (`bf16=True`); on a CPU without AVX512-BF16/AMX bf16 matmuls run at ~1
+    GFLOP/s (bench.py's probe), where a Qwen-0.5B step of TRL's default did not finish in 5 minutes (2026-12-06,
+    AMD EPYC): there the row keeps fp32, as a user would after one look at the first step."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench import matmul_gflops
+    return matmul_gflops("bfloat16", 512, 0.5) > matmul_gflops("float32", 512, 0.5)
 
 
 def flops_per_token(model_path: str, loss_share: float) -> float:

@@ -50,8 +50,9 @@ def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) ->
                    info={"key": key, "trained": True, "examples": len(examples)})
 
 
-# The share of the fp32 matmul probe's FLOP/s a LoRA step reaches on a CPU (s2d's recipe, Qwen-0.5B and SmolLM2 on
-# the 2-core AMD EPYC: benchmarks/RESULTS.md, training): turns a training's FLOPs into an expected wall time.
+# The share of the fp32 matmul probe's FLOP/s a LoRA step reaches on a CPU: turns a training's FLOPs into an
+# expected wall time. Measured for s2d's recipe on the 2-core AMD EPYC (benchmarks/RESULTS.md, training): 55% on
+# Qwen-0.5B, 31% on SmolLM2-135M (its smaller matrices); the estimate is for the larger models.
 CPU_TRAINING_EFFICIENCY = 0.5
 
 
@@ -254,7 +255,7 @@ def score_labelled_positions_only() -> None:
     """Make TRL's fused LM head project only the positions that carry loss (the answer's ~12 of ~65 tokens), as it
     already does on CUDA/XPU. Elsewhere TRL projects every position through the 151,936-word head (so that a
     compiling device such as Neuron sees fixed tile shapes); nothing compiles the step here. Same loss to the last
-    digit, 1.9x the tokens/s of a Qwen-0.5B LoRA step on the 2-core AMD EPYC (benchmarks/RESULTS.md, training).
+    digit, 1.8x the tokens/s of a LoRA step on the 2-core AMD EPYC (Qwen-0.5B and SmolLM2: benchmarks/RESULTS.md).
     TRL reads the flag at each forward from `trl.trainer.utils._use_triton`; the kernels keep their own copy."""
     import trl.trainer.utils as trl_utils
     decide = getattr(trl_utils, "_use_triton", None)
