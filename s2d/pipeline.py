@@ -161,7 +161,7 @@ def run_stages(ctx: Context, names: tuple[str, ...] = STAGES) -> None:
     """Run the stages in order (all of them, or the first ones: the tasks of a multi-task run skip `broad`)."""
     from s2d.stages import broad, curate, evaluate, generate, train
     modules = dict(zip(STAGES, (generate, curate, train, evaluate, broad)))
-    early = {}   # seconds a stage spent before its turn (evaluate: the base rows, scored before training)
+    early = {}   # (seconds, cached) of a stage's work before its turn (evaluate: the base rows, before training)
     for name in [n for n in STAGES if n in names]:
         if name == "train" and "evaluate" in names:
             early["evaluate"] = preview_base_rows(ctx)
@@ -169,18 +169,20 @@ def run_stages(ctx: Context, names: tuple[str, ...] = STAGES) -> None:
         print(f"[s2d] stage {name} ...", flush=True)
         out = modules[name].run(ctx)
         setattr(ctx, OUTPUT_FIELDS[name], out)
-        wall = time.perf_counter() - start + early.get(name, 0.0)
-        ctx.stages[name] = {"cached": bool(out.cached), "wall_s": round(wall, 2), **out.info}
+        before_s, before_cached = early.get(name, (0.0, True))
+        ctx.stages[name] = {"cached": bool(out.cached) and before_cached,
+                            "wall_s": round(time.perf_counter() - start + before_s, 2), **out.info}
         print(f"[s2d] stage {name} done in {ctx.stages[name]['wall_s']:.1f}s"
               f"{' (cached)' if ctx.stages[name]['cached'] else ''}", flush=True)
 
 
-def preview_base_rows(ctx) -> float:
+def preview_base_rows(ctx) -> tuple[float, bool]:
     """System 1's and System 2's rows as soon as they are known, before training (the evaluate stage reads them back
-    from the cache), and the expected time of the trainings and distilled rows still to come. Returns its seconds."""
+    from the cache), and the expected time of the trainings and distilled rows still to come. Returns (its seconds,
+    whether every row came from the cache)."""
     from s2d.stages import evaluate, train
     start = time.perf_counter()
-    lines, seconds = evaluate.preview(ctx)
+    lines, seconds, cached = evaluate.preview(ctx)
     print("[s2d] base model rows (before training):\n" + "\n".join("  " + line for line in lines), flush=True)
     try:
         steps, train_s = train.expected_seconds(ctx)
@@ -197,7 +199,7 @@ def preview_base_rows(ctx) -> float:
     if ctx.cfg.benchmarks.get("tasks"):
         parts.append(f"then the broad block ({len(ctx.cfg.benchmarks.tasks)} benchmarks, base + distilled)")
     print("[s2d] still to come: " + ", ".join(parts), flush=True)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cached
 
 
 def _minutes(seconds: float) -> str:

@@ -52,19 +52,22 @@ def run(ctx) -> Evaluated:
     return Evaluated(rows=rows, samples=samples, cached=cached)
 
 
-def preview(ctx) -> tuple[list[str], dict[str, float]]:
+def preview(ctx) -> tuple[list[str], dict[str, float], bool]:
     """The base-model rows (System 1, System 2, prompt variants) scored before training, while the engine still
-    serves the base model: their generations are cached, so `run` reads them back. Returns the lines to print and
-    each row's seconds (a distilled row costs about what System 1's did: the same prompts, answers as short)."""
-    rows, seconds = {}, {}
+    serves the base model: their generations are cached, so `run` reads them back. Returns the lines to print, each
+    row's seconds (a distilled row costs about what System 1's did: the same prompts, answers as short) and whether
+    every row came from the cache (the stage's `cached` says so for the work done here too)."""
+    rows, seconds, cached = {}, {}, True
     for plan in base_plans(ctx)[0]:
         start = time.perf_counter()
-        rows.update(score_rows(ctx, [plan])[0])
+        scored, _, row_cached = score_rows(ctx, [plan])
+        rows.update(scored)
+        cached &= row_cached
         seconds[plan.row.name] = time.perf_counter() - start
     width = max(len(name) for name in rows)
     lines = [f"{name:{width}}  accuracy {m['accuracy']:6.1%}  tokens/input {m['tokens_per_input']:6.1f}  n {m['n']}"
              for name, m in rows.items()]
-    return lines, seconds
+    return lines, seconds, cached
 
 
 def base_plans(ctx) -> tuple[list[RowPlan], dict]:
