@@ -155,13 +155,14 @@ def flops_per_token(model_path: str, loss_share: float) -> float:
 def loss_share(model_path: str) -> float:
     """The share of an example's tokens that carry loss (the answer and its end-of-turn), with this chat template."""
     from transformers import AutoTokenizer
+
+    from s2d.stages.train import example_tokens
     tok = AutoTokenizer.from_pretrained(model_path)
     total = answer = 0
     for e in examples():
-        prompt = [{"role": "user", "content": e["prompt"]}]
-        full = tok.apply_chat_template(prompt + [{"role": "assistant", "content": e["target"]}], tokenize=False)
-        head = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-        n_full, n_head = (len(tok(t, add_special_tokens=False)["input_ids"]) for t in (full, head))
+        head = tok.apply_chat_template([{"role": "user", "content": e["prompt"]}], tokenize=False,
+                                       add_generation_prompt=True)
+        n_full, n_head = example_tokens(tok, e), len(tok(head, add_special_tokens=False)["input_ids"])
         total, answer = total + n_full, answer + n_full - n_head
     return answer / total
 
