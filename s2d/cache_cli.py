@@ -103,7 +103,7 @@ def scan(cache: Path) -> list[Entry]:
         if folder.is_dir() and not folder.name.startswith("."):
             status = "ok" if (folder / "config.json").exists() else "damaged: no config.json"
             entries.append(Entry("model", folder, "-", status, _size(folder)))
-    for folder in sorted((cache / "merged").glob("*")):   # continuous rounds' bases (s2d/loops.py), by checkpoint key
+    for folder in sorted((cache / "merged").glob("*")):   # LoRA checkpoints merged (s2d.models.merged_path), by key
         if folder.is_dir() and not folder.name.startswith("."):
             status = "ok" if (folder / "config.json").exists() else "damaged: no config.json"
             entries.append(Entry("merged", folder, folder.name, status, _size(folder)))

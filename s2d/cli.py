@@ -186,6 +186,8 @@ def app(cfg) -> float | None:
         if tracker.run is not None:
             results["run"]["wandb"] = tracker.info
         atomic_write_json(run_dir / "results.json", results)
+        # A requeued Slurm job reruns in its own folder: its success supersedes the attempt that was stopped.
+        (run_dir / "failed.json").unlink(missing_ok=True)
         tracker.log_results(results, out.samples, out.examples, out.distill_path,
                             out.checkpoint if cfg.logger.get("log_adapter") else None)
         print("\n" + format_table(results), flush=True)

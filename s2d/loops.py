@@ -107,13 +107,13 @@ def next_base(ctx) -> tuple[tuple[str, str | None], bool]:
     """The next round's base (folder, cache identity) from this round's distilled model, and whether it was already
     there: the LoRA adapter merged into this round's base (cached by the checkpoint key), a full fine-tune's own
     folder, or this round's base again when curation kept nothing to train on."""
-    from s2d.models import merged_model
+    from s2d.models import merged_model, merged_path
     trained = ctx.trained
     if trained.path is None:
         return (ctx.model_path, ctx.base_identity), True
     if trained.method == "full":
         return (trained.path, f"checkpoint:{trained.key}"), True
-    target = Path(ctx.cache_dir) / "merged" / trained.key
+    target = merged_path(trained.path)   # <cache>/merged/<checkpoint key>: the engine's swap merged it already
     print(f"[s2d] merging round adapter {trained.key} into {target}", flush=True)
     cached = merged_model(ctx.model_path, trained.path, target)
     return (str(target), f"merged:{trained.key}"), cached

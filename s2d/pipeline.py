@@ -22,7 +22,7 @@ from s2d.models import resolve_model_path
 from s2d.outputs import BroadScores, Curated, Evaluated, Generated, Trained
 from s2d.registry import REGISTRIES, build
 from s2d.stages.curate import PICKS, ablation_names, target_cfg
-from s2d.stages.train import DTYPES
+from s2d.stages.train import DTYPES, check_launch
 
 STAGES = ("generate", "curate", "train", "evaluate", "broad")
 OUTPUT_FIELDS = dict(zip(STAGES, ("generated", "curated", "trained", "evaluated", "broad")))
@@ -113,6 +113,7 @@ def validate(cfg) -> None:
         if template:
             check_target_template(what, str(template))
     check_choice("training.dtype", str(cfg.training.get("dtype", "auto")), DTYPES)
+    check_launch(cfg.training)
     check_choice("target.pick", target["pick"], PICKS)
 
 

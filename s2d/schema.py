@@ -125,6 +125,14 @@ class LoggerConfig:
 
 
 @dataclass
+class BenchmarkDevicesConfig:
+    parallelize: bool = False
+    tensor_parallel_size: int = 1
+    data_parallel_size: int = 1
+    max_model_len: Optional[int] = 4096
+
+
+@dataclass
 class BenchmarksConfig:
     name: str = MISSING
     tasks: List[str] = MISSING
@@ -136,6 +144,7 @@ class BenchmarksConfig:
     apply_chat_template: bool = False
     regression_sigma: Optional[float] = None
     bootstrap_iters: Optional[int] = None
+    devices: BenchmarkDevicesConfig = field(default_factory=BenchmarkDevicesConfig)
 
 
 @dataclass
@@ -164,6 +173,7 @@ class EvalConfig:
     temperature: float = MISSING
     top_p: float = MISSING
     prompt_variants: bool = MISSING
+    compute_matched: bool = False
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 One engine per s2d process: it starts on first use and serves System 2 generation, the base rows of evaluation
 and the distilled model, whose trained weights are swapped into the running engine (`use_weights`) with vLLM's
-in-place `reload_weights`: a LoRA adapter is first merged into the base weights, a full fine-tune is read from its
-folder. vLLM's own unmerged LoRA path is far slower on CPUs (benchmarks/RESULTS.md), so `lora_mode: request` is an
+in-place `reload_weights`: a LoRA adapter is first merged into the base weights (once, in the model's dtype, into
+the cache: `s2d.models.merged_path`), a full fine-tune is read from its folder. vLLM's own unmerged LoRA path is far slower on CPUs (benchmarks/RESULTS.md), so `lora_mode: request` is an
 option, not the default.
 
 vLLM runs in a worker process of ours, so its process-wide settings (thread binding, a patched
@@ -20,18 +20,16 @@ On CPUs, top-p sampling goes through `nucleus_logits` instead of vLLM's full-voc
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from functools import partial
 from multiprocessing.connection import Connection
 
 from s2d.backends.base import (Completion, Sampling, chat_prompt, huge_pages_tunables, resolve_dtype,
                                stop_token_ids)
-from s2d.models import merge_lora
+from s2d.models import merged_model, merged_path
 from s2d.registry import register
 
 
@@ -224,7 +222,6 @@ def _serve(conn, engine: dict, base_path: str, lora_mode: str) -> None:
     conn.send(("ready", None))
     lora, loaded = None, None   # the LoRA request in use; the (kind, checkpoint) loaded (None: the base model)
     lora_ids: dict[str, int] = {}
-    scratch = tempfile.mkdtemp(prefix="s2d-vllm-")   # merged LoRA weights, removed at exit
     while True:
         try:
             msg = conn.recv()
@@ -248,14 +245,13 @@ def _serve(conn, engine: dict, base_path: str, lora_mode: str) -> None:
                 lora = _lora_request(checkpoint, lora_ids) if request else None
                 target = None if kind == "base" or request else (kind, checkpoint)
                 if target != loaded:
-                    _reload(llm, _weights_folder(target, base_path, scratch))
+                    _reload(llm, _weights_folder(target, base_path))
                     loaded = target
                 llm.reset_prefix_cache()   # cached KV blocks were computed with the old weights
                 conn.send(("ok", None))
         except Exception as e:   # report to the parent, keep serving (the parent decides)
             import traceback
             conn.send(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
-    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _lora_request(checkpoint: str, ids: dict[str, int]):
@@ -264,17 +260,17 @@ def _lora_request(checkpoint: str, ids: dict[str, int]):
     return LoRARequest(f"adapter{lora_id}", lora_id, checkpoint)
 
 
-def _weights_folder(target, base_path: str, scratch: str) -> str:
-    """The folder to reload from: the base model, a full fine-tune, or a LoRA adapter merged into scratch space
-    (the previous merge is deleted: only one is ever loaded)."""
+def _weights_folder(target, base_path: str) -> str:
+    """The folder to reload from: the base model, a full fine-tune, or a LoRA adapter's merged copy in the cache
+    (merged once in the model's dtype, reused by every later swap, the broad stage and a continuous round)."""
     if target is None:
         return base_path
     kind, checkpoint = target
     if kind == "full":
         return checkpoint
-    shutil.rmtree(scratch, ignore_errors=True)
-    merge_lora(base_path, checkpoint, scratch)
-    return scratch
+    merged = merged_path(checkpoint)
+    merged_model(base_path, checkpoint, merged)
+    return str(merged)
 
 
 # ---- the generator the pipeline uses -------------------------------------------------------------------------

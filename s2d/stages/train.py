@@ -126,20 +126,55 @@ def train_spec(ctx, examples: list[dict], target: Path) -> dict:
 
 def launch(spec: dict) -> None:
     """A training process of its own: one (`python -m s2d.stages.train`), or with `training.num_processes > 1`
-    `accelerate launch` workers (FSDP / DeepSpeed config from `training.accelerate_config`) for models too large
-    for one GPU. Its own process, because glibc's allocator is configured at process start (`training_env`)."""
+    `accelerate launch` workers (torchrun: DDP over NCCL on GPUs, gloo on CPU cores; FSDP / DeepSpeed from
+    `training.accelerate_config`) for models too large for one GPU. Its own process, because glibc's allocator is
+    configured at process start (`training_env`)."""
     import json
-    import subprocess
-    import sys
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
     try:
-        n = int(spec["training"].get("num_processes") or 1)
-        cmd = accelerate_command(spec["training"], f.name, sys.executable) if n > 1 else \
-            [sys.executable, "-m", "s2d.stages.train", f.name]
-        subprocess.run(cmd, check=True, env=training_env(os.environ))
+        proc = start(spec["training"], f.name)
+        if proc.wait() != 0:
+            raise RuntimeError(f"the training process exited with {_exit_status(proc.returncode)}; run the same "
+                               "command again to resume from its last checkpoint (training.save_steps="
+                               f"{spec['training'].get('save_steps')})")
     finally:
         os.unlink(f.name)
+
+
+def _exit_status(code: int) -> str:
+    import signal
+    return f"signal {signal.Signals(-code).name}" if code < 0 else f"status {code}"
+
+
+def start(training: dict, spec_path: str, **popen):
+    """Start the training process(es) for a spec file; it dies with this process (`PR_SET_PDEATHSIG`), and so do
+    its workers (`die_with_parent` in theirs), so a killed run leaves no orphan training on to race its rerun."""
+    import subprocess
+    import sys
+    n = int(training.get("num_processes") or 1)
+    cmd = accelerate_command(training, spec_path, sys.executable) if n > 1 else \
+        [sys.executable, "-m", "s2d.stages.train", spec_path]
+    return subprocess.Popen(cmd, env=training_env(os.environ), preexec_fn=_death_signal_setter(), **popen)
+
+
+def _death_signal_setter():
+    """A function that asks the kernel to SIGKILL the calling process when its parent dies (Linux
+    `prctl(PR_SET_PDEATHSIG)`), or one that does nothing elsewhere. Resolved here, not in the forked child: a
+    `preexec_fn` must not import or allocate while other threads may hold those locks."""
+    import ctypes
+    import signal
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):   # not Linux: no such guard
+        return lambda: None
+    return lambda: prctl(1, int(signal.SIGKILL))   # 1 = PR_SET_PDEATHSIG
+
+
+def die_with_parent() -> None:
+    """This process gets SIGKILL when its parent dies: torchrun's workers and a `python -m s2d.stages.train`
+    child would otherwise outlive a SIGKILLed launcher or s2d run."""
+    _death_signal_setter()()
 
 
 def training_env(environ) -> dict:
@@ -149,15 +184,98 @@ def training_env(environ) -> dict:
     return {**environ, "GLIBC_TUNABLES": huge_pages_tunables(environ)}
 
 
-def accelerate_command(training: dict, spec_path: str, python: str) -> list[str]:
-    cmd = [python, "-m", "accelerate.commands.launch", "--num_processes", str(int(training["num_processes"]))]
+def accelerate_command(training: dict, spec_path: str, python: str, port: int | None = None) -> list[str]:
+    """`accelerate launch` over `training.num_processes` workers on this node. Without an accelerate config, plain
+    DDP through torchrun (accelerate's `--multi_gpu`, which on a machine without GPUs runs gloo over the CPU cores;
+    without it accelerate would start one process and train alone). A free rendezvous port of its own, so that two
+    trainings of a sweep on one node do not meet on torchrun's default 29500."""
+    n = int(training["num_processes"])
+    cmd = [python, "-m", "accelerate.commands.launch", "--num_processes", str(n), "--num_machines", "1",
+           "--main_process_port", str(port or free_port())]
     config = training.get("accelerate_config")
     if config:
-        path = Path(config)
-        if not path.suffix:   # a shipped config by name: fsdp, deepspeed_zero3
-            path = Path(__file__).resolve().parent.parent / "accelerate_configs" / f"{config}.yaml"
-        cmd += ["--config_file", str(path)]
+        cmd += ["--config_file", str(accelerate_config_path(config))]
+    else:
+        cmd += ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    if not _cuda_available():
+        cmd += ["--num_cpu_threads_per_process", str(max(1, len(os.sched_getaffinity(0)) // n))]
     return cmd + ["-m", "s2d.stages.train", spec_path]
+
+
+ACCELERATE_CONFIGS = ("fsdp", "deepspeed_zero3")   # shipped in s2d/accelerate_configs/
+
+
+def accelerate_config_path(config: str) -> Path:
+    path = Path(config)
+    if not path.suffix:   # a shipped config by name
+        path = Path(__file__).resolve().parent.parent / "accelerate_configs" / f"{config}.yaml"
+    return path
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def check_launch(training, on_gpu: bool | None = None) -> None:
+    """The one-line errors for a training launch that cannot work, before any generation runs."""
+    from s2d.errors import UserError
+    n = 1 if training.get("num_processes") is None else int(training["num_processes"])
+    if n < 1:
+        raise UserError(f"training.num_processes={n}: must be >= 1 (1 = one process, N = accelerate launch workers)")
+    on_gpu = _cuda_available() if on_gpu is None else on_gpu
+    given = training.get("dtype", "auto")
+    dtype = training_dtype(str(given), on_gpu)
+    if on_gpu:
+        import torch
+        gpus = torch.cuda.device_count()
+        if n > gpus:
+            raise UserError(f"training.num_processes={n} is more than the {gpus} GPU(s) of this machine "
+                            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); use at most "
+                            f"{gpus}")
+        if dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+            raise UserError(f"training.dtype={given} trains in bf16, which {torch.cuda.get_device_name(0)} does "
+                            "not support; set training.dtype=float32")
+    elif n > len(os.sched_getaffinity(0)):   # gloo runs any number of CPU processes: they share the cores
+        print(f"[s2d] WARNING: training.num_processes={n} CPU processes share {len(os.sched_getaffinity(0))} "
+              "core(s)", flush=True)
+    config = training.get("accelerate_config")
+    if config:
+        check_accelerate_config(str(config), n, dtype, str(given), on_gpu)
+
+
+def check_accelerate_config(config: str, n: int, dtype: str, given: str, on_gpu: bool) -> None:
+    from s2d.errors import UserError
+    path = accelerate_config_path(config)
+    if not path.exists():
+        raise UserError(f"training.accelerate_config={config}: no such file; use one of "
+                        f"{', '.join(ACCELERATE_CONFIGS)} or a path to your own accelerate config YAML")
+    import yaml
+    launch_cfg = yaml.safe_load(path.read_text()) or {}
+    kind = str(launch_cfg.get("distributed_type", ""))
+    if kind not in ("FSDP", "DEEPSPEED"):
+        return
+    if n == 1:
+        raise UserError(f"training.accelerate_config={config} ({kind}) needs training.num_processes > 1; "
+                        "it is read only by accelerate launch")
+    if not on_gpu:
+        # accelerate turns FSDP / DeepSpeed on only for GPU-like devices: on CPU cores it would quietly train
+        # plain DDP, a full copy of the model per process (README "At scale").
+        raise UserError(f"training.accelerate_config={config} ({kind}) needs GPUs: on CPU cores accelerate would "
+                        "train plain DDP with a full model copy per process; for DDP on CPU leave "
+                        "training.accelerate_config unset (training.num_processes=N alone)")
+    if str(launch_cfg.get("mixed_precision", "no")) == "bf16" and dtype != "bfloat16":
+        # The launcher's ACCELERATE_MIXED_PRECISION would win over the trainer's arguments: bf16 all the same.
+        raise UserError(f"training.dtype={given} trains in {dtype}, but training.accelerate_config={config} casts "
+                        "to bf16 (mixed_precision: bf16); set training.dtype=bfloat16 (or auto), or give an "
+                        "accelerate config with mixed_precision: no")
 
 
 def train(spec: dict) -> None:
@@ -204,7 +322,7 @@ def fit(spec: dict, cfg: dict):
     """One training attempt with batch size and accumulation from `cfg`: (trainer, result, resumed-from, tok)."""
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     examples, target = spec["examples"], Path(spec["target"])
@@ -216,8 +334,6 @@ def fit(spec: dict, cfg: dict):
     tokenizer = AutoTokenizer.from_pretrained(spec["model_path"])
     max_length = fitting_max_length(tokenizer, examples, int(cfg["max_length"]))
     bf16 = training_dtype(str(cfg.get("dtype", "auto")), on_gpu) == "bfloat16"
-    model = AutoModelForCausalLM.from_pretrained(spec["model_path"], dtype=torch.bfloat16 if bf16 else torch.float32,
-                                                 use_safetensors=True, trust_remote_code=spec["trust_remote_code"])
     peft_config = None
     if cfg["method"] == "lora":
         from peft import LoraConfig
@@ -228,6 +344,9 @@ def fit(spec: dict, cfg: dict):
     staging_root = staging_folder(target)
     steps_per_epoch = -(-len(examples) // (int(cfg["batch_size"]) * int(cfg["grad_accum"])))
     total = int(cfg["max_steps"]) if int(cfg["max_steps"]) > 0 else steps_per_epoch * int(cfg["epochs"])
+    # The arguments first: building them starts the distributed state (the process group of an `accelerate
+    # launch` worker, DeepSpeed's ZeRO-3 flag), which the model's loading must see to take FSDP's rank-0-only
+    # loading and ZeRO-3's partitioned init instead of a full copy per process.
     args = SFTConfig(
         output_dir=str(staging_root / "trainer"), seed=int(spec["seed"]), data_seed=int(spec["seed"]),
         num_train_epochs=float(cfg["epochs"]), max_steps=int(cfg["max_steps"]),
@@ -241,6 +360,7 @@ def fit(spec: dict, cfg: dict):
         # a killed run's successor with the same key resumes from the last one instead of from step 0.
         save_strategy="steps" if int(cfg.get("save_steps") or 0) > 0 else "no",
         save_steps=int(cfg.get("save_steps") or 0) or 500, save_total_limit=1)
+    model = load_model(spec, torch.bfloat16 if bf16 else torch.float32)
     score_labelled_positions_only()
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                          peft_config=peft_config)
@@ -249,6 +369,25 @@ def fit(spec: dict, cfg: dict):
         print(f"[s2d] training resumes from {last} (step {last.name.split('-')[-1]} of {total})", flush=True)
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     return trainer, result, last, tokenizer
+
+
+def load_model(spec: dict, dtype):
+    """The model to train, loaded once the distributed state exists; says which state it saw (the order matters:
+    `fit`), so a worker's log shows it."""
+    import time
+
+    import torch.distributed as dist
+    from transformers import AutoModelForCausalLM
+    group = dist.is_available() and dist.is_initialized()
+    state = (f"process group {dist.get_backend()} up, rank {dist.get_rank()} of {dist.get_world_size()}" if group
+             else "one process, no process group")
+    print(f"[s2d] training: {state}; loading the model", flush=True)
+    start = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(spec["model_path"], dtype=dtype, use_safetensors=True,
+                                                 trust_remote_code=spec["trust_remote_code"])
+    after = f" after the process group {dist.get_backend()} up" if group else ""
+    print(f"[s2d] training: model loaded{after} ({time.perf_counter() - start:.1f}s)", flush=True)
+    return model
 
 
 def score_labelled_positions_only() -> None:
@@ -312,4 +451,5 @@ def _link(link: Path, target: Path) -> None:
 if __name__ == "__main__":   # the training process (or an `accelerate launch` worker): python -m s2d.stages.train SPEC
     import json
     import sys
+    die_with_parent()   # a worker's parent is torchrun's agent; a lone training's, s2d
     train(json.loads(Path(sys.argv[1]).read_text()))

@@ -20,7 +20,7 @@ def test_unreachable_wandb_server_falls_back_to_offline_and_the_run_completes(s2
         assert summary[f"{block}/accuracy"] == results[block]["accuracy"], block
 
 
-@pytest.mark.parametrize("training,steps", [("lora", 8), ("full", 6)])
+@pytest.mark.parametrize("training,steps", [("full", 6)])   # LoRA: the two-process test below
 def test_training_killed_midway_resumes_from_its_last_checkpoint(s2d, s2d_env, cache_dir, tmp_path, training, steps):
     """SIGKILL to the whole run (s2d and its training process) once a checkpoint exists; the rerun starts from it
     and ends with as many steps as an uninterrupted run (LoRA: adapter + optimizer; full: every weight)."""
@@ -51,6 +51,73 @@ def test_training_killed_midway_resumes_from_its_last_checkpoint(s2d, s2d_env, c
     weights = "model.safetensors" if training == "full" else "adapter_model.safetensors"
     assert (run_dir / "checkpoint" / weights).exists()
     assert not list(cache_dir.glob("checkpoints/.*.staging"))   # the staging folder is gone, the checkpoint atomic
+
+
+def test_two_process_training_loads_after_the_process_group_and_resumes_after_its_launcher_is_killed(
+        s2d, s2d_env, cache_dir, tmp_path, lora_run):
+    """`training.num_processes=2`: `accelerate launch` starts two DDP workers (gloo over the CPU cores). Each loads
+    the model only once its process group exists; SIGKILL to the launcher takes its workers with it (no orphan
+    trains on), and the rerun resumes from the last checkpoint, written by the main process in the format of a
+    one-process run."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    steps = 8
+    args = [*tiny_args("system1", "none"), "backend=hf", "training=lora", "training.num_processes=2",
+            f"training.max_steps={steps}", "training.save_steps=2", "training.batch_size=1", "logger=none"]
+    log = tmp_path / "killed-run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([PYTHON["fork"], "-m", "s2d", *args], cwd=tmp_path, env=s2d_env,
+                                start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.time() + 900
+    checkpoints = []
+    while time.time() < deadline and proc.poll() is None and not checkpoints:
+        checkpoints = [p for p in cache_dir.glob("checkpoints/.*.staging/trainer/checkpoint-*")
+                       if (p / "trainer_state.json").exists()]
+        time.sleep(0.5)
+    assert checkpoints and proc.poll() is None, log.read_text()[-3000:]
+    launcher, workers = _training_processes(cache_dir)
+    assert len(launcher) == 1 and len(workers) == 2, (launcher, workers)
+    launcher[0].send_signal(signal.SIGKILL)
+    assert psutil.wait_procs(workers, timeout=30)[1] == [], "a worker outlived its killed launcher"
+    assert proc.wait(timeout=300) != 0
+    assert "the training process exited with signal SIGKILL; run the same command again to resume" in log.read_text()
+
+    rerun, results, run_dir = s2d(*args)
+    assert "[s2d] training resumes from " in rerun.stdout
+    for rank in (0, 1):   # each worker's log: the process group first, then the model
+        group = rerun.stdout.index(f"[s2d] training: process group gloo up, rank {rank} of 2; loading the model")
+        assert rerun.stdout.index("[s2d] training: model loaded after the process group gloo up", group) > group
+    checkpoint = run_dir / "checkpoint"
+    trained = json.loads((checkpoint / "s2d_train.json").read_text())
+    assert trained["resumed_from_step"] >= 2 and trained["steps"] == steps
+    assert any("loss" in entry for entry in trained["log_history"]) and trained["train_loss"] > 0
+    one_process = lora_run[1] / "checkpoint"
+    assert sorted(p.name for p in checkpoint.iterdir()) == sorted(p.name for p in one_process.iterdir())
+    assert json.loads((checkpoint / "adapter_config.json").read_text())["r"] == \
+        json.loads((one_process / "adapter_config.json").read_text())["r"]
+
+
+def _training_processes(cache_dir):
+    """(accelerate launchers, training workers) of the run whose cache is `cache_dir` (its environment says so)."""
+    import psutil
+    launchers, workers = [], []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if p.environ().get("S2D_CACHE_DIR") != str(cache_dir):
+                continue
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "accelerate.commands.launch" in cmd:
+            launchers.append(p)
+        elif "s2d.stages.train" in cmd:
+            workers.append(p)
+    return launchers, workers
 
 
 def test_out_of_memory_in_generation_retries_at_half_the_batch(smollm2, capsys):

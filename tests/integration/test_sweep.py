@@ -1,5 +1,6 @@
 """Multirun sweeps on the real model: shared System 2 generations, a failing job that does not stop the others,
-the joblib and submitit_local launchers, the HTML report in headless Chromium, and the comparison notebook."""
+the joblib launcher, the HTML report in headless Chromium, and the comparison notebook (submitit's Slurm launcher
+through a real Slurm: test_slurm.py)."""
 import json
 import os
 import shutil
@@ -50,19 +51,6 @@ def test_joblib_sweep_generates_once_per_technique_and_survives_a_failing_job(jo
     groups = {r["run"]["wandb"]["group"] for r in results}
     assert groups == {"joblib-sweep"}
     assert len({r["run"]["wandb"]["id"] for r in results}) == 4
-
-
-@SWEEP_WORKER
-def test_submitit_local_runs_the_same_sweep(joblib_sweep):
-    _, _, env, work = joblib_sweep
-    proc = _multirun(env, work, "technique=system1", "training=lora,full", "data.test_size=2", *TINY_SWEEP,
-                     "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=30",
-                     "hydra.sweep.dir=multirun/submitit-sweep")
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    results = [json.loads(p.read_text()) for p in sorted((work / "multirun" / "submitit-sweep").glob("*/results.json"))]
-    assert sorted(r["run"]["training"] for r in results) == ["full", "lora"]
-    # The joblib sweep already generated system1's data with the same config: nothing generated again.
-    assert all(r["stages"]["generate"]["generated"] == 0 for r in results)
 
 
 def _chromium():

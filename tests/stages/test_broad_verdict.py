@@ -29,3 +29,38 @@ def test_identical_models_are_not_regressed():
 def test_improvement_is_never_a_regression():
     v = verdict(_scores([0] * 10), _scores([1] * 10), sigma=2.0)
     assert v["delta"] == 1.0 and v["regressed"] is False
+
+
+def test_lm_eval_gets_its_own_multi_device_options_from_benchmarks_devices(monkeypatch, tmp_path):
+    """`benchmarks.devices` reaches lm-eval's model constructors as lm-eval's own options (the constructors are
+    recorded, not run: which arguments s2d passes is the logic under test), and stays out of the scores' key."""
+    from lm_eval.models import huggingface
+    from omegaconf import OmegaConf
+
+    from s2d.stages import broad
+    from tests.test_config import _compose
+    seen = {}
+    monkeypatch.setattr(huggingface, "HFLM", lambda **kw: seen.setdefault("hf", kw))
+    broad.make_lm("m", None, "float32", 4, devices={"parallelize": True})
+    assert seen["hf"]["parallelize"] is True and seen["hf"]["pretrained"] == "m"
+
+    import sys
+    import types
+
+    import lm_eval.models
+
+    from s2d.backends import in_process_vllm_env
+    for key, value in in_process_vllm_env().items():   # make_vllm_lm sets them: restored after the test
+        monkeypatch.setenv(key, value)
+    stub = types.SimpleNamespace(VLLM=lambda **kw: seen.setdefault("vllm", kw))
+    monkeypatch.setitem(sys.modules, "lm_eval.models.vllm_causallms", stub)
+    monkeypatch.setattr(lm_eval.models, "vllm_causallms", stub, raising=False)
+    broad.make_vllm_lm("m", None, "float32", False, 0,
+                       devices={"tensor_parallel_size": 8, "data_parallel_size": 2, "max_model_len": 8192})
+    assert {k: seen["vllm"][k] for k in ("tensor_parallel_size", "data_parallel_size", "max_model_len")} == \
+        {"tensor_parallel_size": 8, "data_parallel_size": 2, "max_model_len": 8192}
+
+    cfg = _compose(["benchmarks=quick"])
+    plan = broad.make_plan(tmp_path, cfg.benchmarks, 0)
+    other = OmegaConf.merge(cfg.benchmarks, {"devices": {"tensor_parallel_size": 8, "parallelize": True}})
+    assert broad.make_plan(tmp_path, other, 0) == plan   # where the model runs does not change its scores
