@@ -62,6 +62,7 @@ def test_two_process_training_loads_after_the_process_group_and_resumes_after_it
     import json
     import signal
     import subprocess
+    import sys
     import time
 
     import psutil
@@ -70,8 +71,10 @@ def test_two_process_training_loads_after_the_process_group_and_resumes_after_it
     args = [*tiny_args("system1", "none"), "backend=hf", "training=lora", "training.num_processes=2",
             f"training.max_steps={steps}", "training.save_steps=2", "training.batch_size=1", "logger=none"]
     log = tmp_path / "killed-run.log"
+    # A fresh `python` (not the fork server's, whose children are the server's): the real process tree, in which
+    # the workers are the launcher's children, as test_resume.py's killed run does.
     with open(log, "w") as out:
-        proc = subprocess.Popen([PYTHON["fork"], "-m", "s2d", *args], cwd=tmp_path, env=s2d_env,
+        proc = subprocess.Popen([sys.executable, "-m", "s2d", *args], cwd=tmp_path, env=s2d_env,
                                 start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 900
     checkpoints = []
