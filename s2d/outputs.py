@@ -50,5 +50,5 @@ class Evaluated(StageOutput):
 
 @dataclass(kw_only=True)
 class BroadScores(StageOutput):
-    """Per held-out benchmark: base vs distilled score, delta, stderr, regressed."""
+    """Per held-out benchmark: base vs distilled score, paired delta with its interval and p, verdict."""
     broad: dict

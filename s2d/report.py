@@ -19,10 +19,12 @@ import argparse
 import base64
 import html
 import json
+import math
 import sys
 from pathlib import Path
 
 from s2d.cache import atomic_write_text
+from s2d.results import difference_text
 
 ROWS = (("system1", "System 1", "o"), ("system2", "System 2", "s"), ("distilled", "distilled", "^"))
 
@@ -56,17 +58,20 @@ def table_rows(runs: list[dict]) -> list[dict]:
     for r, name in zip(runs, labels(runs)):
         run, c, broad = r["run"], r["curation"], r.get("broad") or {}
         regressed = sorted(name for name, b in broad.items() if b.get("regressed"))
+        verdicts = [b.get("verdict") for b in broad.values() if b.get("verdict")]
         rows.append({
             "run": name, "task": run["task"], "technique": run["technique"],
             "filter": run["filter"] + (" (gold labels)" if c.get("uses_gold_labels") else ""),
             "training": run["training"], "seed": run.get("seed"),
             **{f"{key}_acc": r[key]["accuracy"] for key, _, _ in ROWS},
             **{f"{key}_tok": r[key]["tokens_per_input"] for key, _, _ in ROWS},
+            "distilled_vs_s1": (r.get("comparisons") or {}).get("distilled - system1"),
             "kept": c.get("kept_fraction"),
             # the same generations curated otherwise (none, gold), each trained and scored
             "ablations": {name: a["distilled"]["accuracy"] for name, a in (r.get("ablations") or {}).items()},
             "broad_mean_delta": (sum(b["delta"] for b in broad.values()) / len(broad)) if broad else None,
             "regressed": regressed,
+            "held": verdicts.count("held"), "inconclusive": verdicts.count("inconclusive"),
         })
     return rows
 
@@ -80,17 +85,24 @@ def _ablations(row: dict) -> str:
 
 
 HEAD = ["run", "task", "technique", "filter", "training", "seed", "S1 acc", "S1 tok/input", "S2 acc",
-        "S2 tok/input", "distilled acc", "distilled tok/input", "kept", "distilled, other filters", "broad Δ (mean)",
-        "regressed benchmarks"]
+        "S2 tok/input", "distilled acc", "distilled tok/input", "distilled − S1: points [95%], exact p", "kept", "distilled, other filters", "broad Δ (mean)",
+        "broad verdicts"]
 
 
 def cells(r: dict) -> list[str]:
     """One table row as text, in HEAD's order (the markdown and the HTML table share it)."""
     return [r["run"], r["task"], r["technique"], r["filter"], r["training"], str(r["seed"]),
             _pct(r["system1_acc"]), f"{r['system1_tok']:.1f}", _pct(r["system2_acc"]), f"{r['system2_tok']:.1f}",
-            _pct(r["distilled_acc"]), f"{r['distilled_tok']:.1f}", _pct(r["kept"]), _ablations(r),
+            _pct(r["distilled_acc"]), f"{r['distilled_tok']:.1f}", difference_text(r["distilled_vs_s1"]) or "–",
+            _pct(r["kept"]), _ablations(r),
             "–" if r["broad_mean_delta"] is None else f"{r['broad_mean_delta']:+.1%}",
-            ", ".join(r["regressed"]) or "none"]
+            broad_verdicts(r)]
+
+
+def broad_verdicts(r: dict) -> str:
+    """`regressed: mmlu` or `none regressed`, with how many held and how many were inconclusive."""
+    counts = f" (held {r['held']}, inconclusive {r['inconclusive']})" if r["held"] + r["inconclusive"] else ""
+    return ("regressed: " + ", ".join(r["regressed"]) if r["regressed"] else "none regressed") + counts
 
 
 def markdown(rows: list[dict], failed: list[dict]) -> str:
@@ -112,6 +124,23 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
+def plain_log_ticks(axis, values: list[float]) -> None:
+    """A log x axis labelled 10, 20, 50 (1-2-5 steps, finer where the range is short) from a labelled tick below
+    the smallest value to one above the largest, instead of matplotlib's `2 x 10^1`, which leaves a point's decade
+    unlabelled."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    lo, hi = min(values), max(values)
+    steps = (1, 2, 5) if hi / lo > 8 else (1, 1.5, 2, 3, 5, 7)
+    every = [m * 10 ** e for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 2)
+             for m in steps]
+    below = max(t for t in every if t <= lo * 0.95)   # the axis runs from a labelled tick to a labelled tick
+    above = min(t for t in every if t >= hi * 1.05)
+    axis.set_major_locator(FixedLocator([t for t in every if below <= t <= above]))
+    axis.axes.set_xlim(below, above)
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(NullLocator())
+
+
 def plot(runs: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -125,7 +154,11 @@ def plot(runs: list[dict], path: Path) -> None:
         for key, name, marker in ROWS:
             tok, acc = max(r[key]["tokens_per_input"], 1e-3), r[key]["accuracy"]
             points.append((tok, acc))
-            ax.scatter(tok, acc, marker=marker, color=color, s=60, edgecolor="black", linewidth=0.5,
+            ci = r[key].get("ci95")   # the row's 95% interval (Wilson), where results.json has one
+            if ci:
+                ax.errorbar(tok, acc, yerr=[[acc - ci[0]], [ci[1] - acc]], color=color, alpha=0.6,
+                            capsize=3, linewidth=1, zorder=1)
+            ax.scatter(tok, acc, marker=marker, color=color, s=60, edgecolor="black", linewidth=0.5, zorder=2,
                        label=run_label if key == "system1" else None)
         ax.plot([r[k]["tokens_per_input"] for k, _, _ in ROWS], [r[k]["accuracy"] for k, _, _ in ROWS],
                 color=color, alpha=0.3, linewidth=1)
@@ -135,6 +168,7 @@ def plot(runs: list[dict], path: Path) -> None:
     for _, name, marker in ROWS:
         ax.scatter([], [], marker=marker, color="grey", label=name)
     ax.set_xscale("log")
+    plain_log_ticks(ax.xaxis, [p[0] for p in points])
     ax.set_xlabel("generated tokens per input (log)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.03, 1.03)
@@ -265,8 +299,8 @@ def html_page(rows: list[dict], failed: list[dict], png: Path, extra: str = "") 
     body = []
     for r in rows:
         tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells(r)[:-1])
-        reg = ("<td class='regressed'>&#9888; " + html.escape(", ".join(r["regressed"])) + "</td>") \
-            if r["regressed"] else "<td>none</td>"
+        reg = (f"<td class='regressed'>&#9888; {html.escape(broad_verdicts(r))}</td>" if r["regressed"]
+               else f"<td>{html.escape(broad_verdicts(r))}</td>")
         body.append(f"<tr class='run'>{tds}{reg}</tr>")
     failed_html = "".join(f"<li><code>{html.escape(f['_dir'].name)}</code>: {html.escape(f['error'])}</li>"
                           for f in failed)
@@ -283,8 +317,10 @@ th {{ background: #f3f3f3; }} td:nth-child(-n+5) {{ text-align: left; }}
 <h1>s2d report: {len(rows)} runs</h1>
 <p>Accuracy and mean generated tokens per input on each run's test split. System 2 tokens are summed over every
 call of the technique. "kept" is the share of unlabeled inputs that passed curation. Broad Δ is the mean of
-distilled − base over the held-out benchmarks; regressed benchmarks are worse by more than the run's
-regression threshold (stderrs of the paired delta).</p>
+distilled − base over the held-out benchmarks. Each benchmark's verdict comes from an exact paired test on the
+same items, Holm-corrected over the block: regressed (worse at adjusted p &lt; 0.05), held (the 95% interval's
+lower end above −held_margin), inconclusive (too few items to tell). "distilled − S1" is the paired difference on
+the test items with its 95% interval and the exact McNemar p.</p>
 <table id="runs"><thead><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in HEAD)}</tr></thead>
 <tbody>{"".join(body)}</tbody></table>
 {"<h2>Failed jobs</h2><ul id='failed'>" + failed_html + "</ul>" if failed else ""}

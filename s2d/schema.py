@@ -142,7 +142,7 @@ class BenchmarksConfig:
     model_type: Optional[str] = None
     num_fewshot: Optional[int] = None
     apply_chat_template: bool = False
-    regression_sigma: Optional[float] = None
+    held_margin: Optional[float] = None
     bootstrap_iters: Optional[int] = None
     devices: BenchmarkDevicesConfig = field(default_factory=BenchmarkDevicesConfig)
 

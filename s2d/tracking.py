@@ -28,7 +28,8 @@ def wandb_mode(requested: str) -> str:
 
 
 def flatten(block: dict, prefix: str = "") -> dict:
-    """{"system1": {"accuracy": 0.3}} -> {"system1/accuracy": 0.3}: the summary keys mirror results.json."""
+    """{"system1": {"accuracy": 0.3}} -> {"system1/accuracy": 0.3}: the summary keys mirror results.json (an
+    interval `ci95: [lo, hi]` as `ci95_low` and `ci95_high`)."""
     out = {}
     for k, v in block.items():
         key = f"{prefix}{k}"
@@ -36,6 +37,8 @@ def flatten(block: dict, prefix: str = "") -> dict:
             out.update(flatten(v, key + "/"))
         elif isinstance(v, (int, float, str, bool)) or v is None:
             out[key] = v
+        elif k == "ci95" and isinstance(v, list) and len(v) == 2:   # an interval: two scalars W&B can chart
+            out[f"{key}_low"], out[f"{key}_high"] = v
     return out
 
 
@@ -160,10 +163,13 @@ class Tracker:
         return table
 
     def _broad_table(self, broad: dict):
-        cols = ["benchmark", "metric", "n", "base", "distilled", "delta", "stderr", "regressed"]
+        cols = ["benchmark", "metric", "n", "base", "distilled", "delta", "ci95_low", "ci95_high", "p_holm",
+                "verdict", "detectable_drop"]
         table = self.wandb.Table(columns=cols)
         for name, b in broad.items():
-            table.add_data(name, *(b[c] for c in cols[1:]))
+            low, high = b.get("ci95") or (None, None)
+            table.add_data(name, b["metric"], b["n"], b["base"], b["distilled"], b["delta"], low, high,
+                           b.get("p_holm"), b.get("verdict"), b.get("detectable_drop"))
         return table
 
     def finish(self, exit_code: int = 0) -> None:

@@ -8,7 +8,8 @@ from s2d.report import main, pareto_front
 def _results(acc, broad_delta=None):
     row = {"accuracy": acc, "tokens_per_input": 10.0, "n": 4, "unparsed": 0}
     broad = {} if broad_delta is None else {
-        "arc_easy": {"base": 0.5, "distilled": 0.5 + broad_delta, "delta": broad_delta, "stderr": 0.01,
+        "arc_easy": {"base": 0.5, "distilled": 0.5 + broad_delta, "delta": broad_delta, "ci95": [-0.3, -0.1],
+                     "p_holm": 0.01, "verdict": "regressed" if broad_delta < -0.02 else "held",
                      "regressed": broad_delta < -0.02}}
     return {"run": {"task": "last_letter", "technique": "cot", "filter": "majority", "training": "lora", "seed": 0},
             "system1": row, "system2": {**row, "tokens_per_input": 100.0}, "distilled": row,
@@ -36,10 +37,27 @@ def test_report_writes_md_html_png_one_row_per_run(tmp_path, capsys):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "| twin (0_job) |" in md and "| twin (1_job) |" in md and "50.0%" in md and "75.0%" in md
     assert "| none 12.5%, gold 87.5% |" in md
-    assert "arc_easy" in md and "2_job" in md                      # regression named, failed job listed
+    assert "| regressed: arc_easy |" in md and "2_job" in md   # the regression named, the failed job listed
     page = (tmp_path / "rep" / "report.html").read_text()
     assert page.count("<tr class='run'>") == 2 and "data:image/png;base64," in page
     assert (tmp_path / "rep" / "accuracy_vs_tokens.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_token_axis_is_labelled_in_plain_numbers_around_every_point():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from s2d.report import plain_log_ticks
+    fig, ax = plt.subplots()
+    ax.set_xscale("log")
+    ax.scatter([11.6, 14.3, 39.2], [0.85, 0.675, 0.915])
+    plain_log_ticks(ax.xaxis, [11.6, 14.3, 39.2])
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["10", "15", "20", "30", "50"]   # not 2 x 10^1; the distilled point at 11.6 has 10 below it
+    assert ax.get_xlim() == (10, 50)
+    plt.close(fig)
 
 
 def test_report_on_a_missing_path_is_one_line(tmp_path):

@@ -7,12 +7,11 @@ Phases: key -> cached? -> compute -> write -> return. Each model's scores are ca
 task YAMLs + item subset, so a sweep evaluates the base model once. The LoRA adapter is evaluated through
 lm-eval's PEFT support without merging (HFLM) or as its merged copy in the cache (vLLM); a full fine-tune by its
 folder. `benchmarks.devices` passes lm-eval's own multi-device options through (HF `parallelize`, vLLM tensor /
-data parallelism, `max_model_len`). The delta's standard error is paired over the same items (per-item scores
-from lm-eval's samples); `regressed` = delta < -regression_sigma * stderr.
+data parallelism, `max_model_len`). Each benchmark's verdict (`verdicts`) compares the two models on the same
+items (per-item scores from lm-eval's samples): exact test, Holm over the block, regressed / held / inconclusive.
 """
 from __future__ import annotations
 
-import math
 import os
 import random
 from pathlib import Path
@@ -21,6 +20,7 @@ from s2d.broad_data import SHIPPED, count_docs, prepare_tasks
 from s2d.cache import atomic_write_json, keyed, locked, plain, read_json
 from s2d.errors import check_choice
 from s2d.outputs import BroadScores
+from s2d.stats import detectable_drop, holm, paired
 
 MODEL_TYPES = ("hf", "vllm")    # lm-eval model types: HFLM, or lm-eval's own vLLM model
 PRIMARY = {"generate_until": "exact_match"}   # multiple-choice and loglikelihood tasks report `acc`
@@ -44,7 +44,7 @@ def run(ctx) -> BroadScores:
         distilled, dist_cached = evaluate_cached(ctx, dist_key, plan,
                                                  ctx.model_path if lora else train.path,
                                                  train.path if lora else None)
-    broad = {name: verdict(base[name], distilled[name], float(bcfg.regression_sigma)) for name in base}
+    broad = verdicts(base, distilled, float(bcfg.held_margin))
     return BroadScores(broad=broad, cached=base_cached and dist_cached,
                        info={"base_cached": base_cached, "distilled_cached": dist_cached})
 
@@ -179,16 +179,34 @@ def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_
                                data_parallel_size=int(devices.get("data_parallel_size") or 1), **kwargs)
 
 
-def verdict(base: dict, distilled: dict, sigma: float) -> dict:
-    """Delta with its paired standard error over the items both models were scored on."""
-    common = sorted(set(base["per_item"]) & set(distilled["per_item"]))
-    diffs = [distilled["per_item"][i] - base["per_item"][i] for i in common]
-    n = len(diffs)
-    delta = distilled["score"] - base["score"]
-    if n > 1:
-        mean = sum(diffs) / n
-        stderr = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n)
-    else:   # fall back to independent samples from lm-eval's own stderrs
-        stderr = math.sqrt((base["stderr"] or 0) ** 2 + (distilled["stderr"] or 0) ** 2)
-    return {"metric": base["metric"], "n": n, "base": base["score"], "distilled": distilled["score"],
-            "delta": delta, "stderr": stderr, "regressed": bool(delta < 0 and -delta > sigma * stderr)}
+def verdicts(base: dict, distilled: dict, margin: float, alpha: float = 0.05) -> dict:
+    """Per benchmark, distilled - base on the items both were scored on: the paired difference with its 95% interval
+    and exact McNemar p (s2d.stats.paired), Holm-adjusted over the block's benchmarks, and one of three verdicts:
+    `regressed` (worse, adjusted p < alpha), `held` (the interval's lower end above -margin: no drop of `margin`
+    or more), `inconclusive` (neither: too few items to tell). `detectable_drop`: the smallest drop this n finds
+    with 80% power at the observed rate of disagreeing items, at Holm's strictest level (alpha / benchmarks)."""
+    out = {name: _paired(name, base[name], distilled[name]) for name in base}
+    adjusted = holm({name: v["p"] for name, v in out.items() if v["p"] is not None})
+    for name, v in out.items():
+        v["p_holm"] = adjusted.get(name)
+        disagree = (v.pop("b_only") + v.pop("a_only")) / v["n"] if v["n"] else 0.0
+        v["detectable_drop"] = detectable_drop(v["n"], disagree, alpha=alpha / max(1, len(out)))
+        if v["delta"] is not None and v["delta"] < 0 and v["p_holm"] is not None and v["p_holm"] < alpha:
+            v["verdict"] = "regressed"
+        elif v["ci95"] is not None and v["ci95"][0] > -margin:
+            v["verdict"] = "held"
+        else:
+            v["verdict"] = "inconclusive"
+        v["regressed"] = v["verdict"] == "regressed"
+        v["held_margin"] = margin
+    return out
+
+
+def _paired(name: str, base: dict, distilled: dict) -> dict:
+    try:
+        diff = paired(base["per_item"], distilled["per_item"])
+    except ValueError as e:
+        raise ValueError(f"benchmark {name} ({base['metric']}): {e}") from None
+    return {"metric": base["metric"], "n": diff["n"], "base": base["score"], "distilled": distilled["score"],
+            "delta": diff["delta"], "ci95": diff["ci95"], "p": diff["p"], "b_only": diff["b_only"],
+            "a_only": diff["a_only"]}

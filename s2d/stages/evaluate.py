@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from s2d.cache import code_versions, plain
 from s2d.errors import UserError, check_positive
 from s2d.outputs import Evaluated
+from s2d.stats import accuracy_interval
 from s2d.techniques.chain import system1_technique
 
 
@@ -44,6 +45,7 @@ class RowPlan:
     key_extra: dict = field(default_factory=dict)   # what else the row's generations depend on (the checkpoint)
     generator: object = None                        # factory of the trained model's generator; None: the base
     same_as: Row | None = None                      # nothing trained: the row equals this base-model row
+    matched: bool = False                           # System 1 maj@k at System 2's tokens (`compute_matched_k`)
 
 
 def run(ctx) -> Evaluated:
@@ -60,7 +62,7 @@ def preview(ctx) -> tuple[list[str], dict[str, float], bool]:
     rows, seconds, cached = {}, {}, True
     for plan in base_plans(ctx)[0]:
         start = time.perf_counter()
-        scored, _, row_cached = score_rows(ctx, [plan])
+        scored, _, row_cached = score_rows(ctx, [plan], known=rows)
         rows.update(scored)
         cached &= row_cached
         seconds[plan.row.name] = time.perf_counter() - start
@@ -75,6 +77,8 @@ def base_plans(ctx) -> tuple[list[RowPlan], dict]:
     cfg = ctx.cfg
     system1 = system1_technique(cfg.task, int(cfg.eval.max_new_tokens))
     plans = [RowPlan(Row("system1"), system1), RowPlan(Row("system2"), ctx.technique)]
+    if cfg.eval.get("compute_matched"):   # "does System 2 beat sampling System 1 more often at the same cost?"
+        plans.append(RowPlan(Row("system1_matched"), system1, matched=True))
     variants = {None: system1}
     for name, template in variant_templates(cfg).items():   # Table 7: the same rows under other System 1 prompts
         variants[name] = system1_technique(OmegaConf.merge(cfg.task, {"system1_template": template}),
@@ -101,8 +105,9 @@ def plan_rows(ctx) -> list[RowPlan]:
     return plans
 
 
-def score_rows(ctx, plans: list[RowPlan]) -> tuple[dict, dict, bool]:
-    """Generate (or read from the cache) and score each planned row; maj@k rows where `eval.votes` asks."""
+def score_rows(ctx, plans: list[RowPlan], known: dict | None = None) -> tuple[dict, dict, bool]:
+    """Generate (or read from the cache) and score each planned row; maj@k rows where `eval.votes` asks. `known`:
+    rows scored before (the compute-matched row needs System 1's and System 2's tokens)."""
     task, items, cfg = ctx.task, ctx.test_items, ctx.cfg
     base = {"model": ctx.model_identity, "task": plain(cfg.task), "seed": int(cfg.data.seed), "split": "test"}
     votes = sorted({int(k) for k in cfg.eval.get("votes") or [1]})
@@ -113,12 +118,21 @@ def score_rows(ctx, plans: list[RowPlan]) -> tuple[dict, dict, bool]:
         name, technique = plan.row.name, plan.technique
         payload = {**base, "technique": plain(technique.cfg), **plan.key_extra,
                    **code_versions(task=task, technique=technique)}
+        if plan.matched:
+            seen = {**(known or {}), **rows}
+            k = compute_matched_k(seen["system1"]["tokens_per_input"], seen["system2"]["tokens_per_input"])
+            sampled = ctx.service.run("eval-system1-sampled", technique, items, k, float(cfg.eval.temperature),
+                                      float(cfg.eval.top_p), {**payload, **sampling_seed(cfg)}, plan.generator)
+            rows[name], samples[name] = majority_row(task, items, sampled.records, k)
+            cached &= sampled.generated == 0
+            continue
         result = ctx.service.run(f"eval-{name}", technique, items, 1, 0.0, 1.0, payload, plan.generator)
         scored = score(task, items, result.records)
         cached &= result.generated == 0
         if votes[-1] > 1 and plan.row.variant is None:
             sampled = ctx.service.run(f"eval-{name}-sampled", technique, items, votes[-1],
-                                      float(cfg.eval.temperature), float(cfg.eval.top_p), payload, plan.generator)
+                                      float(cfg.eval.temperature), float(cfg.eval.top_p),
+                                      {**payload, **sampling_seed(cfg)}, plan.generator)
             scored["metrics"]["majority"] = majority_metrics(task, items, sampled.records, votes)
             cached &= sampled.generated == 0
         rows[name], samples[name] = scored["metrics"], scored["samples"]
@@ -127,6 +141,13 @@ def score_rows(ctx, plans: list[RowPlan]) -> tuple[dict, dict, bool]:
         rows[plan.row.name] = {**rows[twin], "note": "no training examples kept; distilled = base model"}
         samples[plan.row.name] = samples[twin]
     return _in_table_order(rows, plans), _in_table_order(samples, plans), cached
+
+
+def sampling_seed(cfg) -> dict:
+    """What a sampled row's cache key needs beyond the greedy rows': the run seed, which the samples follow
+    (`GenerationService.seed`), where it differs from `data.seed` (already in the key); left out where they are
+    equal, so the keys of runs without a pinned `data.seed` stay what they were."""
+    return {} if int(cfg.seed) == int(cfg.data.seed) else {"sampling_seed": int(cfg.seed)}
 
 
 def _in_table_order(by_name: dict, plans: list[RowPlan]) -> dict:
@@ -159,7 +180,8 @@ def score(task, items, records) -> dict:
                         "output": trace["output"], "predicted": predicted, "correct": ok,
                         "tokens": trace["tokens"], "trace": trace["calls"]})
     n = len(items)
-    metrics = {"accuracy": correct / n, "tokens_per_input": tokens / n, "n": n, "unparsed": unparsed,
+    metrics = {"accuracy": correct / n, "ci95": accuracy_interval(correct, n), "tokens_per_input": tokens / n,
+               "n": n, "unparsed": unparsed,
                "unparsed_rate": unparsed / n, "calls_per_input": calls / n, **task.extra_metrics(samples, items)}
     return {"metrics": metrics, "samples": samples}
 
@@ -168,6 +190,30 @@ def majority_vote(answers: list[str | None]) -> str | None:
     """The most frequent parsed answer (the first seen wins a tie), None if nothing parsed."""
     votes = Counter(a for a in answers if a is not None)
     return max(votes, key=lambda a: (votes[a], -answers.index(a))) if votes else None
+
+
+def compute_matched_k(system1_tokens: float, system2_tokens: float) -> int:
+    """The number of System 1 samples whose summed tokens per input come closest to System 2's (at least 1)."""
+    return max(1, round(system2_tokens / system1_tokens)) if system1_tokens > 0 else 1
+
+
+def majority_row(task, items, records, k: int) -> tuple[dict, list[dict]]:
+    """System 1 maj@k as a row of its own: metrics (k, accuracy with its interval, tokens summed over the k
+    samples) and per-item samples (for the paired comparisons)."""
+    samples, correct, tokens = [], 0, 0
+    for item in items:
+        recs = records[item.id][:k]
+        predicted = majority_vote([task.extract(r["output"]) for r in recs])
+        ok = bool(task.is_correct(predicted, item))
+        correct += ok
+        tokens += sum(r["tokens"] for r in recs)
+        samples.append({"id": item.id, "question": item.question, "gold": task.normalize(item.answer),
+                        "output": recs[0]["output"], "predicted": predicted, "correct": ok,
+                        "tokens": sum(r["tokens"] for r in recs), "trace": []})
+    n = len(items)
+    unparsed = sum(1 for s in samples if s["predicted"] is None)
+    return ({"accuracy": correct / n, "ci95": accuracy_interval(correct, n), "tokens_per_input": tokens / n, "n": n,
+             "unparsed": unparsed, "unparsed_rate": unparsed / n, "k": k}, samples)
 
 
 def majority_metrics(task, items, records, votes: list[int]) -> dict:

@@ -26,7 +26,7 @@ def broad_cache(tmp_path_factory, broad_data):
 def _bcfg(tasks, limit):
     return OmegaConf.create({"tasks": tasks, "limit": limit, "limit_overrides": {}, "batch_size": 8,
                              "num_fewshot": 0, "apply_chat_template": False, "bootstrap_iters": 100,
-                             "regression_sigma": 2.0})
+                             "held_margin": 0.05})
 
 
 def test_every_shipped_task_loads_offline_with_its_item_count(broad_cache):

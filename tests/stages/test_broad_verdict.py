@@ -1,4 +1,8 @@
-from s2d.stages.broad import verdict
+"""The broad block's verdicts (exact paired test, Holm over the benchmarks, regressed / held / inconclusive) and
+the multi-device options passed to lm-eval."""
+import pytest
+
+from s2d.stages.broad import verdicts
 
 
 def _scores(values):
@@ -6,29 +10,41 @@ def _scores(values):
             "per_item": {str(i): float(v) for i, v in enumerate(values)}}
 
 
-def test_paired_delta_and_stderr():
-    base, dist = _scores([1, 1, 1, 1, 0, 0, 0, 0]), _scores([1, 1, 1, 0, 0, 0, 0, 0])
-    v = verdict(base, dist, sigma=2.0)
-    assert v["delta"] == -0.125 and v["n"] == 8
-    assert abs(v["stderr"] - 0.125) < 1e-12          # diffs: one -1, seven 0 -> sd 0.3536 / sqrt(8)
-    assert v["regressed"] is False                      # -0.125 is one stderr, not two
+def test_ten_items_cannot_tell_a_15_point_drop_from_none():
+    # The demo's block: 10 items, the distilled model loses two of them (a 20-point drop, not significant).
+    base, dist = _scores([1] * 6 + [0] * 4), _scores([1] * 4 + [0] * 6)
+    v = verdicts({"arc_easy": base}, {"arc_easy": dist}, margin=0.05)["arc_easy"]
+    assert v["delta"] == pytest.approx(-0.2) and v["n"] == 10
+    assert v["verdict"] == "inconclusive" and v["regressed"] is False
+    assert v["ci95"][0] < -0.15 and v["p_holm"] == pytest.approx(0.5)   # 2 discordant items, both one way
+    assert v["detectable_drop"] > 0.15   # 10 items cannot detect a 15-point drop at 80% power
+    same = verdicts({"a": base}, {"a": base}, margin=0.05)["a"]
+    assert same["delta"] == 0 and same["verdict"] == "inconclusive"   # no disagreement, but 10 items say little
 
 
-def test_clear_regression_is_flagged():
-    base, dist = _scores([1] * 20), _scores([1] * 5 + [0] * 15)
-    v = verdict(base, dist, sigma=2.0)
-    assert v["delta"] == -0.75 and v["regressed"] is True
+def test_many_agreeing_items_hold_and_a_clear_drop_regresses():
+    n = 2000
+    base = _scores([1] * 1200 + [0] * 800)
+    held = _scores([1] * 1190 + [0] * 10 + [1] * 10 + [0] * 790)   # 10 lost, 10 gained
+    v = verdicts({"piqa": base}, {"piqa": held}, margin=0.05)["piqa"]
+    assert v["verdict"] == "held" and v["ci95"][0] > -0.05 and v["detectable_drop"] < 0.02
+    dropped = _scores([1] * 1000 + [0] * 1000)
+    assert verdicts({"piqa": base}, {"piqa": dropped}, margin=0.05)["piqa"]["verdict"] == "regressed"
 
 
-def test_identical_models_are_not_regressed():
-    s = _scores([1, 0, 1, 0])
-    v = verdict(s, s, sigma=2.0)
-    assert v["delta"] == 0 and v["stderr"] == 0 and v["regressed"] is False
+def test_holm_keeps_a_borderline_drop_among_ten_benchmarks_from_being_called_a_regression():
+    base = _scores([1] * 30 + [0] * 30)
+    borderline = _scores([1] * 22 + [0] * 38)   # 8 lost, none gained: exact p = 2 / 256 = 0.0078
+    alone = verdicts({"a": base}, {"a": borderline}, margin=0.05)["a"]
+    assert alone["p_holm"] == pytest.approx(2 / 256) and alone["verdict"] == "regressed"
+    block = verdicts({f"b{i}": base for i in range(10)}, {"b0": borderline, **{f"b{i}": base for i in range(1, 10)}},
+                     margin=0.05)
+    assert block["b0"]["p_holm"] == pytest.approx(10 * 2 / 256) and block["b0"]["verdict"] == "inconclusive"
 
 
-def test_improvement_is_never_a_regression():
-    v = verdict(_scores([0] * 10), _scores([1] * 10), sigma=2.0)
-    assert v["delta"] == 1.0 and v["regressed"] is False
+def test_an_improvement_is_never_a_regression():
+    v = verdicts({"a": _scores([0] * 10)}, {"a": _scores([1] * 10)}, margin=0.05)["a"]
+    assert v["delta"] == 1.0 and v["verdict"] == "held"
 
 
 def test_lm_eval_gets_its_own_multi_device_options_from_benchmarks_devices(monkeypatch, tmp_path):

@@ -32,3 +32,37 @@ def test_nothing_trained_every_distilled_row_is_its_base_twin():
     plans = plan_rows(_ctx(Trained(path=None, key="k", cached=True)))
     assert [(p.row.name, p.same_as and p.same_as.name) for p in plans] == [
         ("system1", None), ("system2", None), ("distilled", "system1")]
+
+
+def test_sampled_rows_follow_the_run_seed_over_a_pinned_data_seed(tmp_path):
+    """maj@k samples are drawn with the run seed: with `data.seed` pinned (as `make demo` pins it), seed 1 must get
+    samples of its own, not read seed 0's from the cache; the same seed again reads its own back unchanged. (A
+    generator whose reply is its sampling seed: the logic of the cache keys, not a model.)"""
+    from s2d.backends.base import Completion
+    from s2d.registry import build
+    from s2d.stages.evaluate import RowPlan, score_rows
+    from s2d.techniques.chain import system1_technique
+    from tests.fakes import ScriptedGenerator, fake_service
+
+    class SeededGenerator(ScriptedGenerator):
+        def generate(self, prompts, sampling, seed=0, prefill="", desc="", progress=True):
+            self.prompts += prompts
+            return [Completion(f"Heads {seed}", 2) for _ in prompts]
+
+    def sampled_records(seed: int, gen) -> dict:
+        cfg = _compose(["task=coin_flip", f"seed={seed}", "data.seed=0", "eval.votes=[1,3]", "data.test_size=3"])
+        task = build("task", cfg.task)
+        ctx = SimpleNamespace(cfg=cfg, task=task, test_items=task.splits(0, 2, 3)[1], model_identity={"path": "m"},
+                              service=fake_service(tmp_path, gen, seed=seed))
+        score_rows(ctx, [RowPlan(Row("system1"), system1_technique(cfg.task, 8))])
+        files = sorted(tmp_path.glob("generations/eval-system1-sampled-*/records.jsonl"))
+        return {f.parent.name: f.read_text() for f in files}
+
+    gen = SeededGenerator(lambda p: "")
+    first = sampled_records(0, gen)
+    both = sampled_records(1, gen)
+    assert len(first) == 1 and len(both) == 2                   # seed 1 sampled anew, under a key of its own
+    (seed1,) = set(both) - set(first)
+    assert both[seed1] != first[next(iter(first))]             # ... and its samples differ
+    asked = len(gen.prompts)
+    assert sampled_records(0, gen) == both and len(gen.prompts) == asked   # seed 0 again: its own, from the cache
