@@ -65,8 +65,10 @@ def table_rows(runs: list[dict]) -> list[dict]:
             "training": run["training"], "seed": run.get("seed"),
             **{f"{key}_acc": r[key]["accuracy"] for key, _, _ in ROWS},
             **{f"{key}_tok": r[key]["tokens_per_input"] for key, _, _ in ROWS},
-            "distilled_vs_s1": (r.get("comparisons") or {}).get("distilled - system1"),
+            "distilled_vs_s1": difference_text((r.get("comparisons") or {}).get("distilled - system1")) or None,
             "kept": c.get("kept_fraction"),
+            "vote_margin": c.get("vote_margin"),
+            "target_accuracy": c.get("target_accuracy"), "target_accuracy_ci95": c.get("target_accuracy_ci95"),
             # the same generations curated otherwise (none, gold), each trained and scored
             "ablations": {name: a["distilled"]["accuracy"] for name, a in (r.get("ablations") or {}).items()},
             "broad_mean_delta": (sum(b["delta"] for b in broad.values()) / len(broad)) if broad else None,
@@ -85,7 +87,8 @@ def _ablations(row: dict) -> str:
 
 
 HEAD = ["run", "task", "technique", "filter", "training", "seed", "S1 acc", "S1 tok/input", "S2 acc",
-        "S2 tok/input", "distilled acc", "distilled tok/input", "distilled − S1: points [95%], exact p", "kept", "distilled, other filters", "broad Δ (mean)",
+        "S2 tok/input", "distilled acc", "distilled tok/input", "distilled − S1: points [95%], exact p", "kept", "vote margin",
+        "kept targets right [95%] (gold, analysis only)", "distilled, other filters", "broad Δ (mean)",
         "broad verdicts"]
 
 
@@ -93,10 +96,16 @@ def cells(r: dict) -> list[str]:
     """One table row as text, in HEAD's order (the markdown and the HTML table share it)."""
     return [r["run"], r["task"], r["technique"], r["filter"], r["training"], str(r["seed"]),
             _pct(r["system1_acc"]), f"{r['system1_tok']:.1f}", _pct(r["system2_acc"]), f"{r['system2_tok']:.1f}",
-            _pct(r["distilled_acc"]), f"{r['distilled_tok']:.1f}", difference_text(r["distilled_vs_s1"]) or "–",
-            _pct(r["kept"]), _ablations(r),
+            _pct(r["distilled_acc"]), f"{r['distilled_tok']:.1f}", r["distilled_vs_s1"] or "–",
+            _pct(r["kept"]), "–" if r["vote_margin"] is None else f"{r['vote_margin']:.2f}",
+            _target_precision(r), _ablations(r),
             "–" if r["broad_mean_delta"] is None else f"{r['broad_mean_delta']:+.1%}",
             broad_verdicts(r)]
+
+
+def _target_precision(r: dict) -> str:
+    ci = r["target_accuracy_ci95"]
+    return _pct(r["target_accuracy"]) + (f" [{ci[0]:.0%}, {ci[1]:.0%}]" if ci else "")
 
 
 def broad_verdicts(r: dict) -> str:
@@ -320,7 +329,8 @@ call of the technique. "kept" is the share of unlabeled inputs that passed curat
 distilled − base over the held-out benchmarks. Each benchmark's verdict comes from an exact paired test on the
 same items, Holm-corrected over the block: regressed (worse at adjusted p &lt; 0.05), held (the 95% interval's
 lower end above −held_margin), inconclusive (too few items to tell). "distilled − S1" is the paired difference on
-the test items with its 95% interval and the exact McNemar p.</p>
+the test items with its 95% interval and the exact McNemar p. "vote margin" is the mean share of System 2's most
+common answer minus the runner-up's over the pool (1 = unanimous): low margins are where a filter drops inputs.</p>
 <table id="runs"><thead><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in HEAD)}</tr></thead>
 <tbody>{"".join(body)}</tbody></table>
 {"<h2>Failed jobs</h2><ul id='failed'>" + failed_html + "</ul>" if failed else ""}
@@ -334,9 +344,9 @@ the test items with its 95% interval and the exact McNemar p.</p>
 def _cell(value):
     """A W&B table cell: lists and dicts as text."""
     if isinstance(value, list):
-        return ", ".join(value)
+        return ", ".join(map(str, value))
     if isinstance(value, dict):
-        return ", ".join(f"{k} {v:.3f}" for k, v in value.items())
+        return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
     return value
 
 

@@ -201,9 +201,12 @@ def format_table(results: dict) -> str:
             lines.append(f"  {pair}: {difference_text(diff)}")
     lines += _extra_lines(rows)
     ta = c.get("target_accuracy")
+    agreement = (f"; mean vote margin {c['vote_margin']:.2f}, answer entropy {c['answer_entropy_bits']:.2f} bits"
+                 if c.get("vote_margin") is not None else "")
     lines.append(f"curation: kept {c['kept']}/{c['inputs']} inputs ({c['kept_fraction']:.0%}) from "
-                 f"{c['samples_per_input']} sample(s) each; target accuracy "
-                 f"{'n/a' if ta is None else f'{ta:.1%}'} (gold labels, analysis only)")
+                 f"{c['samples_per_input']} sample(s) each{agreement}; target accuracy "
+                 f"{'n/a' if ta is None else f'{ta:.1%}'} {_interval(c.get('target_accuracy_ci95'))} "
+                 "(gold labels, analysis only)".replace("  ", " "))
     for name, a in (results.get("ablations") or {}).items():
         s, ta = a["curation"], a["curation"].get("target_accuracy")
         lines.append(f"  ablation filter={name}: kept {s['kept']}/{s['inputs']}; target accuracy "

@@ -71,7 +71,8 @@ def test_report_logs_one_summary_wandb_run_in_the_sweep_group(tmp_path, monkeypa
     for i in range(2):
         d = tmp_path / "sweep" / f"{i}_job"
         d.mkdir(parents=True)
-        r = _results(0.5)
+        r = _results(0.5, broad_delta=-0.1)   # every block the table holds, comparisons and verdicts included
+        r["comparisons"] = {"distilled - system1": {"delta": 0.1, "ci95": [0.0, 0.2], "p": 0.04}}
         r["run"]["wandb"] = {"project": "s2d-test", "group": "my-sweep", "id": f"id{i}", "mode": "offline"}
         (d / "results.json").write_text(json.dumps(r))
     main([str(tmp_path / "sweep"), "--out", str(tmp_path / "rep"), "--wandb", "offline"])

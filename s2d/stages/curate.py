@@ -55,11 +55,39 @@ def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
     else:
         data = curate(ctx.task, filt, ctx.train_items, ctx.generated.records, ctx.service, **target)
         atomic_write_json(path, data)
+    # The diagnostics read the generations, not the set: recomputed, so sets cached before them carry them too.
+    data = {**data, "stats": {**data["stats"], **diagnostics(ctx.task, ctx.train_items, ctx.generated.records,
+                                                             filt.samples_per_input, data["examples"])}}
     atomic_write_json(ctx.run_dir / run_file, data)
+    s = data["stats"]
     print(f"[s2d] curation ({filt.name}{', USES GOLD LABELS' if filt.uses_labels else ''}): kept "
-          f"{data['stats']['kept']}/{data['stats']['inputs']} inputs", flush=True)
+          f"{s['kept']}/{s['inputs']} inputs; mean vote margin {s['vote_margin']:.2f}, answer entropy "
+          f"{s['answer_entropy_bits']:.2f} bits", flush=True)
     return Curated(examples=data["examples"], stats=data["stats"], key=key, path=str(path), cached=cached,
                    info={"key": key})
+
+
+def diagnostics(task, items, records, samples: int, examples: list[dict]) -> dict:
+    """Where a filter is the bottleneck, label-free: over every input's first `samples` System 2 answers, the mean
+    vote margin (share of the most common parsed answer minus the runner-up's; 1 = unanimous, 0 = a tie or nothing
+    parsed) and the mean entropy of the answers in bits (an unparsed output counts as an answer of its own); and,
+    for analysis only (gold labels), the kept targets' precision with its 95% Wilson interval."""
+    from collections import Counter
+
+    from scipy.stats import entropy
+
+    from s2d.stats import accuracy_interval
+    margins, entropies = [], []
+    for item in items:
+        answers = [task.extract(r["output"]) for r in records[item.id][:samples]]
+        parsed = sorted(Counter(a for a in answers if a is not None).values(), reverse=True) + [0, 0]
+        margins.append((parsed[0] - parsed[1]) / len(answers))   # unparsed outputs agree with nothing
+        every = Counter("\0unparsed" if a is None else a for a in answers).values()
+        entropies.append(float(entropy(list(every), base=2)))
+    right = sum(1 for e in examples if e.get("target_correct"))
+    n = len(items)
+    return {"vote_margin": sum(margins) / n if n else 0.0, "answer_entropy_bits": sum(entropies) / n if n else 0.0,
+            "target_accuracy_ci95": accuracy_interval(right, len(examples))}
 
 
 DEFAULT_TARGET = {"template": None, "pick": "first"}

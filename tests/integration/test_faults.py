@@ -28,20 +28,13 @@ def test_training_killed_midway_resumes_from_its_last_checkpoint(s2d, s2d_env, c
     import os
     import signal
     import subprocess
-    import time
 
     args = [*tiny_args("system1", "none"), "backend=hf", f"training={training}", f"training.max_steps={steps}",
             "training.save_steps=2", "training.batch_size=1", "logger=none"]
     # The fork server's child dies with its client's process group (tests/helpers/forkserver.py `_watch`).
     proc = subprocess.Popen([PYTHON["fork"], "-m", "s2d", *args], cwd=tmp_path, env=s2d_env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 900
-    checkpoints = []
-    while time.time() < deadline and proc.poll() is None and not checkpoints:
-        checkpoints = [p for p in cache_dir.glob("checkpoints/.*.staging/trainer/checkpoint-*")
-                       if (p / "trainer_state.json").exists()]
-        time.sleep(0.5)
-    assert checkpoints and proc.poll() is None, "no checkpoint was written before the run ended"
+    _wait_for_a_checkpoint(cache_dir, proc, "no checkpoint was written before the run ended")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     rerun, results, run_dir = s2d(*args)
@@ -63,7 +56,6 @@ def test_two_process_training_loads_after_the_process_group_and_resumes_after_it
     import signal
     import subprocess
     import sys
-    import time
 
     import psutil
 
@@ -76,13 +68,7 @@ def test_two_process_training_loads_after_the_process_group_and_resumes_after_it
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "s2d", *args], cwd=tmp_path, env=s2d_env,
                                 start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.time() + 900
-    checkpoints = []
-    while time.time() < deadline and proc.poll() is None and not checkpoints:
-        checkpoints = [p for p in cache_dir.glob("checkpoints/.*.staging/trainer/checkpoint-*")
-                       if (p / "trainer_state.json").exists()]
-        time.sleep(0.5)
-    assert checkpoints and proc.poll() is None, log.read_text()[-3000:]
+    _wait_for_a_checkpoint(cache_dir, proc, lambda: log.read_text()[-3000:])
     launcher, workers = _training_processes(cache_dir)
     assert len(launcher) == 1 and len(workers) == 2, (launcher, workers)
     launcher[0].send_signal(signal.SIGKILL)
@@ -103,6 +89,18 @@ def test_two_process_training_loads_after_the_process_group_and_resumes_after_it
     assert sorted(p.name for p in checkpoint.iterdir()) == sorted(p.name for p in one_process.iterdir())
     assert json.loads((checkpoint / "adapter_config.json").read_text())["r"] == \
         json.loads((one_process / "adapter_config.json").read_text())["r"]
+
+
+def _wait_for_a_checkpoint(cache_dir, proc, failure) -> None:
+    """Until a killed-to-be run's training has written a complete checkpoint (its staging folder), while it runs."""
+    import time
+    deadline = time.time() + 900
+    checkpoints = []
+    while time.time() < deadline and proc.poll() is None and not checkpoints:
+        checkpoints = [p for p in cache_dir.glob("checkpoints/.*.staging/trainer/checkpoint-*")
+                       if (p / "trainer_state.json").exists()]
+        time.sleep(0.5)
+    assert checkpoints and proc.poll() is None, failure() if callable(failure) else failure
 
 
 def _training_processes(cache_dir):

@@ -97,3 +97,21 @@ def test_run_level_target_overrides_the_tasks_template_and_picks_the_shortest_ag
     check_target_template("target.template", "Answer: {answer}")
     with pytest.raises(UserError, match=r"target.template='\{anwser\}'.*\{answer\}"):
         check_target_template("target.template", "{anwser}")
+
+
+def test_curation_diagnostics_show_agreement_uncertainty_and_target_precision():
+    from s2d.stages.curate import diagnostics
+    t = task()
+    items = t.splits(0, 3, 1)[0]
+    outs = {items[0].id: [items[0].answer] * 4,                    # unanimous: margin 1, entropy 0
+            items[1].id: ["qq", "qq", "rr", items[1].answer],       # 2 vs 1: margin 1/4, entropy 1.5 bits
+            items[2].id: ["aa", "bb", "aa", "bb"]}                  # a tie: margin 0, entropy 1 bit
+    filt = Majority(OmegaConf.create({"impl": "majority", "name": "majority", "samples_per_input": 4,
+                                      "temperature": 0.7, "top_p": 0.95, "min_share": 0.5}))
+    records = _records(outs)
+    data = curate(t, filt, items, records)
+    d = diagnostics(t, items, records, 4, data["examples"])
+    assert d["vote_margin"] == (1 + 0.25 + 0) / 3
+    assert abs(d["answer_entropy_bits"] - (0 + 1.5 + 1) / 3) < 1e-12
+    lo, hi = d["target_accuracy_ci95"]   # kept: items 0 (right) and 1 (qq, wrong): 1 of 2
+    assert lo < 0.5 < hi
