@@ -404,7 +404,7 @@ def score_labelled_positions_only() -> None:
         return
     if not getattr(decide, "s2d_compact", False):
         compact = lambda device: device.type == "cpu" or decide(device)   # noqa: E731
-        compact.s2d_compact = True
+        compact.s2d_compact, compact.s2d_original = True, decide
         trl_utils._use_triton = compact
 
 

@@ -35,8 +35,9 @@ def test_cpu_head_scores_only_the_answer_positions_with_the_same_loss_and_gradie
         rows.append(hidden.shape[0])
         return apply(hidden, *args)
     monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counted)
+    # TRL's own choice, also where an earlier in-process training of this worker already wrapped it; restored after.
+    monkeypatch.setattr(trl_utils, "_use_triton", getattr(trl_utils._use_triton, "s2d_original", trl_utils._use_triton))
     every_loss, every_grad = _loss_and_grad(model, ids, labels)
-    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)   # restored after the test
     score_labelled_positions_only()
     score_labelled_positions_only()   # twice: wrapped once
     compact_loss, compact_grad = _loss_and_grad(model, ids, labels)
