@@ -220,10 +220,6 @@ def majority_metrics(task, items, records, votes: list[int]) -> dict:
     """maj@k accuracy and tokens (summed over the k samples) for each k, from the first k of the sampled records."""
     out = {}
     for k in votes:
-        correct = tokens = 0
-        for item in items:
-            recs = records[item.id][:k]
-            correct += task.is_correct(majority_vote([task.extract(r["output"]) for r in recs]), item)
-            tokens += sum(r["tokens"] for r in recs)
-        out[f"maj@{k}"] = {"accuracy": correct / len(items), "tokens_per_input": tokens / len(items)}
+        metrics, _ = majority_row(task, items, records, k)
+        out[f"maj@{k}"] = {"accuracy": metrics["accuracy"], "tokens_per_input": metrics["tokens_per_input"]}
     return out
