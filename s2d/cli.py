@@ -175,13 +175,15 @@ def app(cfg) -> float | None:
         if loops.wanted(cfg):   # rounds > 1 or a tasks list: several Contexts through the same stages
             loops.check(cfg)
             tracker = Tracker(cfg, run_dir, job_identity(hydra_cfg, multirun))
-            out = loops.run(cfg, run_dir, list(hydra_cfg.overrides.task), started, t0)
+            out = loops.run(cfg, run_dir, list(hydra_cfg.overrides.task), started, t0, tracker)
         else:
             ctx = prepare(cfg, run_dir)
             tracker = Tracker(cfg, run_dir, job_identity(hydra_cfg, multirun))
+            ctx.log = tracker.job_log()
             run_stages(ctx)
             out = loops.LoopRun(build_results(ctx, started, time.perf_counter() - t0), ctx.evaluated.samples,
-                                ctx.curated.examples, str(run_dir / "distill_set.json"), ctx.trained.path)
+                                ctx.curated.examples, str(run_dir / "distill_set.jsonl"), ctx.trained.path,
+                                ctx.generated.path)
         results = out.results
         if tracker.run is not None:
             results["run"]["wandb"] = tracker.info
@@ -189,7 +191,7 @@ def app(cfg) -> float | None:
         # A requeued Slurm job reruns in its own folder: its success supersedes the attempt that was stopped.
         (run_dir / "failed.json").unlink(missing_ok=True)
         tracker.log_results(results, out.samples, out.examples, out.distill_path,
-                            out.checkpoint if cfg.logger.get("log_adapter") else None)
+                            out.checkpoint if cfg.logger.get("log_adapter") else None, out.generations)
         print("\n" + format_table(results), flush=True)
         print(f"[s2d] results: {run_dir / 'results.json'}", flush=True)
         metric = optimized_metric(cfg, results)

@@ -40,6 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s2d.errors import UserError, check_choice, check_positive
+from s2d.export import DISTILL_FILE, write_distill_set
+from s2d.results import comparisons, correctness
+from s2d.stats import accuracy_interval, paired
 
 ENTRY_KEYS = ("name", "task", "technique", "filter", "weight", "overrides")
 ENTRY_GROUPS = ("task", "technique", "filter")
@@ -50,12 +53,14 @@ ROUND_BLOCKS = ("system1", "system2", "distilled", "variants", "curation", "abla
 @dataclass
 class LoopRun:
     """What the app writes and logs after a loop: results.json, and for W&B the evaluation samples, the (last or
-    joint) distillation set and its file, and the (last or joint) checkpoint."""
+    joint) distillation set and its file, the (last or joint) checkpoint, and the (last round's) System 2
+    generations file."""
     results: dict
     samples: dict
     examples: list
     distill_path: str
     checkpoint: str | None
+    generations: str | None = None
 
 
 def wanted(cfg) -> bool:
@@ -73,11 +78,13 @@ def check(cfg) -> None:
                         "(rounds=N) or the multi-task run (tasks=[...]) with rounds=1")
 
 
-def run(cfg, run_dir: Path, overrides: list[str], started, t0: float) -> LoopRun:
+def run(cfg, run_dir: Path, overrides: list[str], started, t0: float, tracker=None) -> LoopRun:
+    """`tracker` (s2d/tracking.py): the job's W&B run, which each round's or task's stages log into as they end."""
     check(cfg)
+    log = tracker.job_log if tracker is not None else (lambda prefix="": None)
     if cfg.get("tasks"):
-        return run_multitask(cfg, Path(run_dir), overrides, started, t0)
-    return run_rounds(cfg, Path(run_dir), started, t0)
+        return run_multitask(cfg, Path(run_dir), overrides, started, t0, log)
+    return run_rounds(cfg, Path(run_dir), started, t0, log)
 
 
 # ---- the continuous loop -----------------------------------------------------------------------------------
@@ -119,13 +126,13 @@ def next_base(ctx) -> tuple[tuple[str, str | None], bool]:
     return (str(target), f"merged:{trained.key}"), cached
 
 
-def run_rounds(cfg, run_dir: Path, started, t0: float) -> LoopRun:
+def run_rounds(cfg, run_dir: Path, started, t0: float, log=lambda prefix="": None) -> LoopRun:
     from s2d.generation import input_hash
     from s2d.pipeline import prepare, run_stages
     from s2d.results import blocks, run_block
 
     n, size = int(cfg.rounds), int(cfg.data.train_size)
-    entries, earlier, first_test, base, ctx = [], set(), None, None, None
+    entries, earlier, first_test, base, ctx, first_samples = [], set(), None, None, None, None
     for k in range(1, n + 1):
         merge = None
         if k > 1:
@@ -135,6 +142,7 @@ def run_rounds(cfg, run_dir: Path, started, t0: float) -> LoopRun:
         print(f"[s2d] ===== round {k} of {n} =====", flush=True)
         pool = round_pool(k, size)
         ctx = prepare(cfg, run_dir / f"round{k}", base=base, pool=pool)
+        ctx.log = log(f"round{k}/")
         test = [(i.id, input_hash(i)) for i in ctx.test_items]
         first_test = first_test or test
         pool_sig = [(i.id, input_hash(i)) for i in ctx.train_items]
@@ -146,23 +154,37 @@ def run_rounds(cfg, run_dir: Path, started, t0: float) -> LoopRun:
             ctx.release_generator()   # the next round serves another base model
         if merge:
             ctx.stages = {"merge": merge, **ctx.stages}
+        first_samples = first_samples or ctx.evaluated.samples
         entries.append({"round": k, "model": ctx.model_identity["path"], "pool": [pool.start, pool.stop],
-                        **blocks(ctx)})
+                        **blocks(ctx), "versus_round1": versus_round1(first_samples, ctx.evaluated.samples)})
     results = {"run": {**run_block(cfg, run_dir, started, time.perf_counter() - t0), "rounds": n},
-               **assemble_rounds(entries), "rounds": entries}
+               **assemble_rounds(entries, comparisons({**ctx.evaluated.samples,
+                                                       "system1": first_samples["system1"]})),
+               "rounds": entries}
     return LoopRun(results, ctx.evaluated.samples, ctx.curated.examples,
-                   str(run_dir / f"round{n}" / "distill_set.json"), ctx.trained.path)
+                   str(run_dir / f"round{n}" / DISTILL_FILE), ctx.trained.path,
+                   ctx.generated.path)
 
 
-def assemble_rounds(entries: list[dict]) -> dict:
+def assemble_rounds(entries: list[dict], compared: dict | None = None) -> dict:
     """The top-level blocks of a continuous run: `system1` is round 1's (the base model, the baseline every
     round is read against), the other rows and curation are the last round's, `stages` every round's
-    (`round<k>/<stage>`)."""
+    (`round<k>/<stage>`); `comparisons` the last round's rows against round 1's System 1 on the same test items
+    (`compared`, s2d.results.comparisons)."""
     last = entries[-1]
     out = {key: last[key] for key in ROUND_BLOCKS if key != "stages"}
     out["system1"] = entries[0]["system1"]
+    out["comparisons"] = compared or {}
     out["stages"] = {f"round{e['round']}/{name}": s for e in entries for name, s in e["stages"].items()}
     return out
+
+
+def versus_round1(first: dict[str, list[dict]], this: dict[str, list[dict]]) -> dict:
+    """A round's System 2 and distilled rows against round 1's System 1 (the original model) on the same test
+    items: what the loop has gained so far, paired (s2d.stats.paired). The round's own `comparisons` read the
+    round against its base, the previous round's model."""
+    base = correctness(first["system1"])
+    return {row: paired(base, correctness(this[row])) for row in ("system2", "distilled") if row in this}
 
 
 # ---- multi-task distillation -------------------------------------------------------------------------------
@@ -281,6 +303,8 @@ def pooled(rows: list[dict]) -> dict:
     for key in ("accuracy", "tokens_per_input", "calls_per_input", "unparsed_rate"):
         if all(r.get(key) is not None for r in rows):
             out[key] = sum(float(r[key]) * int(r["n"]) for r in rows) / n if n else 0.0
+    if "accuracy" in out:   # the pooled count of right answers: each task's accuracy x n is a whole number
+        out["ci95"] = accuracy_interval(round(out["accuracy"] * n), n)
     return out
 
 
@@ -297,8 +321,9 @@ def pooled_curation(stats: list[dict]) -> dict:
             "uses_gold_labels": any(s.get("uses_gold_labels") for s in stats)}
 
 
-def run_multitask(cfg, run_dir: Path, overrides: list[str], started, t0: float) -> LoopRun:
-    from s2d.cache import atomic_write_json, keyed
+def run_multitask(cfg, run_dir: Path, overrides: list[str], started, t0: float,
+                  log=lambda prefix="": None) -> LoopRun:
+    from s2d.cache import keyed
     from s2d.cli import config_groups
     from s2d.outputs import BroadScores
     from s2d.pipeline import STAGES, Engine, prepare, run_stages
@@ -310,8 +335,9 @@ def run_multitask(cfg, run_dir: Path, overrides: list[str], started, t0: float) 
     engine = Engine()   # one base model: one generation engine serves every task
     contexts = {}
     for entry in entries:   # every entry composed and built before any model work: a bad one fails first
-        contexts[entry["name"]] = prepare(compose_entry(entry_overrides(overrides, entry)),
-                                          run_dir / "tasks" / entry["name"], engine=engine)
+        contexts[entry["name"]] = ctx = prepare(compose_entry(entry_overrides(overrides, entry)),
+                                                run_dir / "tasks" / entry["name"], engine=engine)
+        ctx.log = log(f"{entry['name']}/")
     first = next(iter(contexts.values()))
     try:
         for name, ctx in contexts.items():
@@ -320,40 +346,46 @@ def run_multitask(cfg, run_dir: Path, overrides: list[str], started, t0: float) 
             ctx.broad = BroadScores(broad={}, cached=True, info={"skipped": "multi-task: the joint model is scored"})
         # The joint model: the curated sets mixed by weight, trained once with the run's training config and seed.
         joint = dataclasses.replace(first, run_dir=run_dir / "joint", stages={}, trained=None, evaluated=None,
-                                    broad=None)
+                                    broad=None, log=log("joint/"))
         weights = {e["name"]: e["weight"] for e in entries}
         start = time.perf_counter()
         mixed = mix({n: c.curated.examples for n, c in contexts.items()}, weights, int(cfg.seed))
         mix_key = keyed(first.cache_dir, {"kind": "mix", "version": 1, "seed": int(cfg.seed),
                                           "sets": {n: [c.curated.key, weights[n]] for n, c in contexts.items()}})
         counts = {n: sum(e["task"] == n for e in mixed) for n in contexts}
-        atomic_write_json(joint.run_dir / "distill_set.json",
-                          {"stats": {"examples": len(mixed), "per_task": counts, "weights": weights, "key": mix_key},
-                           "examples": mixed})
+        write_distill_set(joint.run_dir / DISTILL_FILE, mixed)   # the mix's counts: results.json's `joint`
         joint.trained = train_cached(joint, mixed, mix_key, "checkpoint")
         joint.stages["train"] = {"cached": joint.trained.cached, "wall_s": round(time.perf_counter() - start, 2),
                                  **joint.trained.info}
+        stage_logged(joint, "train")
         joint_rows, joint_samples = {}, {}
         for name, ctx in contexts.items():
             start = time.perf_counter()
             joint_rows[name], joint_samples[name], cached = joint_row(ctx, joint.trained)
             joint.stages[f"evaluate/{name}"] = {"cached": cached, "wall_s": round(time.perf_counter() - start, 2)}
+            stage_logged(joint, f"evaluate/{name}")
         start = time.perf_counter()
         joint.broad = broad.run(joint)
         joint.stages["broad"] = {"cached": joint.broad.cached, "wall_s": round(time.perf_counter() - start, 2),
                                  **joint.broad.info}
+        stage_logged(joint, "broad")
     finally:
         first.release_generator()
+    task_samples = {n: {**c.evaluated.samples, "joint": joint_samples[n]} for n, c in contexts.items()}
     results = assemble_multitask(entries, {n: blocks(c) for n, c in contexts.items()}, joint_rows, counts,
-                                 joint.broad.broad, joint.stages)
+                                 joint.broad.broad, joint.stages, task_samples)
     results["joint"].update(key=mix_key, checkpoint=joint.trained.key)
     run = run_block(cfg, run_dir, started, time.perf_counter() - t0)
     run.update({g: "+".join(e[g] for e in entries) for g in ENTRY_GROUPS}, tasks=[e["name"] for e in entries])
-    samples = {row: [{**s, "id": f"{n}/{s['id']}"} for n, c in contexts.items()
-                     for s in (joint_samples[n] if row == "distilled" else c.evaluated.samples[row])]
-               for row in ("system1", "system2", "distilled")}
-    return LoopRun({"run": run, **results}, samples, mixed, str(run_dir / "joint" / "distill_set.json"),
+    samples = {row: v for row, v in pooled_samples(task_samples).items() if row != "distilled_per_task"}
+    return LoopRun({"run": run, **results}, samples, mixed, str(run_dir / "joint" / DISTILL_FILE),
                    joint.trained.path)
+
+
+def stage_logged(ctx, name: str) -> None:
+    """A stage run outside pipeline.run_stages (the joint model's) logged as it ends, as run_stages logs its own."""
+    if ctx.log is not None:
+        ctx.log.stage_done(name, ctx.stages[name])
 
 
 def joint_row(ctx, trained) -> tuple[dict, list, bool]:
@@ -369,22 +401,38 @@ def joint_row(ctx, trained) -> tuple[dict, list, bool]:
     return rows["joint"], samples["joint"], cached
 
 
+def pooled_samples(task_samples: dict[str, dict[str, list[dict]]]) -> dict[str, list[dict]]:
+    """Every task's evaluation samples under one row name each, item ids prefixed by the task (`<task>/<id>`):
+    `distilled` is the joint model, `distilled_per_task` each task's own model."""
+    renamed = {"system1": "system1", "system2": "system2", "joint": "distilled", "distilled": "distilled_per_task"}
+    return {out: [{**s, "id": f"{n}/{s['id']}"} for n, rows in task_samples.items() for s in rows[row]]
+            for row, out in renamed.items()}
+
+
 def assemble_multitask(entries: list[dict], task_blocks: dict[str, dict], joint_rows: dict[str, dict],
-                       counts: dict[str, int], broad_block: dict, joint_stages: dict) -> dict:
+                       counts: dict[str, int], broad_block: dict, joint_stages: dict,
+                       task_samples: dict[str, dict[str, list[dict]]] | None = None) -> dict:
     """The blocks of a multi-task run. Per task (`tasks.<name>`): its System 1 / System 2 / own distilled rows, the
     joint model's row on its test split and `joint_minus_distilled` (> 0 transfer, < 0 interference). Top level:
     every row pooled over all tasks' test items (`pooled`), `distilled` being the joint model (the run's one
-    distilled model) and `distilled_per_task` the per-task models; curation pooled; `broad` base vs joint."""
+    distilled model) and `distilled_per_task` the per-task models; curation pooled; `broad` base vs joint.
+    With `task_samples` (per task, each row's evaluation samples, the joint model's as `joint`): per task the own
+    block's `comparisons` plus `joint - distilled` and `joint - system1`, and the pooled rows' `comparisons`
+    (`distilled - distilled_per_task` is joint - own over every item), each paired on the same test items."""
     tasks = {}
     for e in entries:
         b = task_blocks[e["name"]]
+        compared = dict(b.get("comparisons") or {})
+        if task_samples:
+            rows = {row: correctness(v) for row, v in task_samples[e["name"]].items()}
+            compared.update({f"joint - {row}": paired(rows[row], rows["joint"]) for row in ("distilled", "system1")})
         tasks[e["name"]] = {"task": e["task"], "technique": e["technique"], "filter": e["filter"],
                             "weight": e["weight"], "mixed_examples": counts[e["name"]],
                             "system1": b["system1"], "system2": b["system2"], "distilled": b["distilled"],
                             "joint": joint_rows[e["name"]],
                             "joint_minus_distilled": joint_rows[e["name"]]["accuracy"] - b["distilled"]["accuracy"],
                             "curation": b["curation"], "ablations": b["ablations"], "variants": b["variants"],
-                            "stages": b["stages"]}
+                            "comparisons": compared, "stages": b["stages"]}
     names = [e["name"] for e in entries]
     stages = {f"{n}/{stage}": s for n in names for stage, s in tasks[n]["stages"].items()}
     stages.update({f"joint/{stage}": s for stage, s in joint_stages.items()})
@@ -393,6 +441,7 @@ def assemble_multitask(entries: list[dict], task_blocks: dict[str, dict], joint_
             "distilled": pooled([joint_rows[n] for n in names]),
             "distilled_per_task": pooled([tasks[n]["distilled"] for n in names]),
             "variants": {}, "curation": pooled_curation([tasks[n]["curation"] for n in names]), "ablations": {},
+            "comparisons": comparisons(pooled_samples(task_samples)) if task_samples else {},
             "broad": broad_block, "stages": stages, "tasks": tasks,
             "joint": {"examples": sum(counts.values()), "per_task": counts,
                       "weights": {e["name"]: e["weight"] for e in entries}}}

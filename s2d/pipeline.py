@@ -57,6 +57,9 @@ class Context:
     broad: BroadScores | None = None
     stages: dict = field(default_factory=dict)
     engine: Engine = field(default_factory=Engine)
+    # The job's W&B run, where one is live (s2d/tracking.py JobLog): stage timings as they end, the training
+    # process's settings for its curves. None: nothing is logged during the run.
+    log: object = None
 
     @property
     def model_identity(self) -> dict:
@@ -175,6 +178,8 @@ def run_stages(ctx: Context, names: tuple[str, ...] = STAGES) -> None:
                             "wall_s": round(time.perf_counter() - start + before_s, 2), **out.info}
         print(f"[s2d] stage {name} done in {ctx.stages[name]['wall_s']:.1f}s"
               f"{' (cached)' if ctx.stages[name]['cached'] else ''}", flush=True)
+        if ctx.log is not None:   # visible in W&B while the run goes on
+            ctx.log.stage_done(name, ctx.stages[name])
 
 
 def preview_base_rows(ctx) -> tuple[float, bool]:

@@ -11,7 +11,8 @@ Reads every results.json (and failed.json) under the given paths and writes to D
   the curation's kept fraction and target accuracy; for multi-task runs (`tasks`) tasks.png and a per-task table:
   System 1, System 2, the per-task distilled model and the joint model on each task.
 Where the runs were logged to W&B (or with --wandb online/offline), one summary W&B run in the sweep's group
-logs the same table and chart.
+logs the same table and chart, and wandb_workspace.json holds the group's W&B workspace (s2d/dashboard.py),
+which `--wandb online` also saves to W&B.
 """
 from __future__ import annotations
 
@@ -87,7 +88,8 @@ def _ablations(row: dict) -> str:
 
 
 HEAD = ["run", "task", "technique", "filter", "training", "seed", "S1 acc", "S1 tok/input", "S2 acc",
-        "S2 tok/input", "distilled acc", "distilled tok/input", "distilled − S1: points [95%], exact p", "kept", "vote margin",
+        "S2 tok/input", "distilled acc", "distilled tok/input", "distilled − S1: points [95%], exact p", "kept",
+        "vote margin",
         "kept targets right [95%] (gold, analysis only)", "distilled, other filters", "broad Δ (mean)",
         "broad verdicts"]
 
@@ -160,7 +162,7 @@ def plot(runs: list[dict], path: Path) -> None:
     points = []
     for i, (r, run_label) in enumerate(zip(runs, labels(runs))):
         color = colors[i % len(colors)]
-        for key, name, marker in ROWS:
+        for key, _, marker in ROWS:
             tok, acc = max(r[key]["tokens_per_input"], 1e-3), r[key]["accuracy"]
             points.append((tok, acc))
             ci = r[key].get("ci95")   # the row's 95% interval (Wilson), where results.json has one
@@ -190,18 +192,19 @@ def plot(runs: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-ROUND_HEAD = ["run", "round", "S1 acc", "S2 acc", "S2 tok/input", "distilled acc", "distilled tok/input", "kept",
-              "target acc", "cached"]
+ROUND_HEAD = ["run", "round", "S1 acc", "S2 acc", "S2 tok/input", "distilled acc [95%]", "distilled tok/input",
+              "distilled − round-1 S1 [95%], p", "kept", "target acc", "cached"]
 TASK_HEAD = ["run", "task", "technique", "filter", "weight", "S1 acc", "S2 acc", "distilled acc (own model)",
-             "joint acc", "joint − own"]
+             "joint acc", "joint − own [95%], p"]
 
 
 def round_rows(runs: list[dict]) -> list[list[str]]:
     """One row per round of every continuous run (ROUND_HEAD)."""
     return [[name, str(r["round"]), _pct(r["system1"]["accuracy"]), _pct(r["system2"]["accuracy"]),
-             f"{r['system2']['tokens_per_input']:.1f}", _pct(r["distilled"]["accuracy"]),
-             f"{r['distilled']['tokens_per_input']:.1f}", _pct(r["curation"].get("kept_fraction")),
-             _pct(r["curation"].get("target_accuracy")),
+             f"{r['system2']['tokens_per_input']:.1f}", _pct_ci(r["distilled"]),
+             f"{r['distilled']['tokens_per_input']:.1f}",
+             difference_text((r.get("versus_round1") or {}).get("distilled")) or "n/a",
+             _pct(r["curation"].get("kept_fraction")), _pct(r["curation"].get("target_accuracy")),
              "yes" if all(s.get("cached") for s in r.get("stages", {}).values()) else "no"]
             for run, name in zip(runs, labels(runs)) for r in run.get("rounds") or []]
 
@@ -210,8 +213,14 @@ def task_rows(runs: list[dict]) -> list[list[str]]:
     """One row per task of every multi-task run (TASK_HEAD)."""
     return [[name, task, t["technique"], t["filter"], f"{t['weight']:g}", _pct(t["system1"]["accuracy"]),
              _pct(t["system2"]["accuracy"]), _pct(t["distilled"]["accuracy"]), _pct(t["joint"]["accuracy"]),
-             f"{t['joint_minus_distilled']:+.1%}"]
+             difference_text((t.get("comparisons") or {}).get("joint - distilled"))
+             or f"{t['joint_minus_distilled']:+.1%}"]
             for run, name in zip(runs, labels(runs)) for task, t in (run.get("tasks") or {}).items()]
+
+
+def _pct_ci(row: dict) -> str:
+    ci = row.get("ci95")
+    return _pct(row["accuracy"]) + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
 
 
 def md_table(head: list[str], rows: list[list[str]]) -> str:
@@ -350,6 +359,23 @@ def _cell(value):
     return value
 
 
+def write_workspace(runs: list[dict], entity: str | None, project: str, group: str, out: Path, online: bool) -> None:
+    """The group's W&B workspace (s2d/dashboard.py): its specification as `wandb_workspace.json` in the report
+    folder, and, online, saved to W&B (its URL printed; a failure is one warning line)."""
+    from s2d.cache import atomic_write_json
+    from s2d.dashboard import save, workspace
+    benchmarks = sorted({b for r in runs for b in (r.get("broad") or {})})
+    spec = workspace(entity, project, group, benchmarks)
+    atomic_write_json(out / "wandb_workspace.json", spec._to_model().model_dump(by_alias=True, exclude_none=True))
+    if online:
+        try:
+            print(f"[s2d-report] W&B workspace: {save(entity, project, group, benchmarks)}", flush=True)
+        except Exception as e:
+            print(f"[s2d-report] WARNING: the W&B workspace was not saved ({type(e).__name__}: "
+                  f"{str(e).splitlines()[0][:160] if str(e) else ''}); its specification is in "
+                  f"{out / 'wandb_workspace.json'}", flush=True)
+
+
 def log_to_wandb(runs: list[dict], rows: list[dict], png: Path, mode: str) -> None:
     import wandb
 
@@ -362,8 +388,10 @@ def log_to_wandb(runs: list[dict], rows: list[dict], png: Path, mode: str) -> No
         return
     group = logged[0]["group"] if logged else "s2d-report"
     project = logged[0]["project"] if logged else "s2d"
-    run = wandb.init(project=project, group=group, job_type="report", name=f"report-{group}", mode=mode,
-                     dir=str(png.parent), settings=wandb.Settings(silent=True))
+    entity = logged[0].get("entity") if logged else None
+    write_workspace(runs, entity, project, group, png.parent, online=mode == "online")
+    run = wandb.init(project=project, entity=entity, group=group, job_type="report", name=f"report-{group}",
+                     mode=mode, dir=str(png.parent), settings=wandb.Settings(silent=True))
     try:
         cols = list(rows[0].keys())
         table = wandb.Table(columns=cols, data=[[_cell(v) for v in r.values()] for r in rows])

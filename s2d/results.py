@@ -72,15 +72,21 @@ def blocks(ctx) -> dict:
 def comparisons(samples: dict[str, list[dict]]) -> dict:
     """Every compared pair of rows, each scored on the same test items: `"b - a"` -> s2d.stats.paired (delta, ci95,
     p of the exact McNemar test, discordant counts). System 2 and every distilled row against System 1; every
-    distilled row against System 2; a prompt variant's distilled row against that variant's System 1."""
-    correct = {name: {s["id"]: int(bool(s["correct"])) for s in rows} for name, rows in samples.items()}
-    pairs = [("system2", "system1"), ("system2", "system1_matched")]
+    distilled row against System 2; a prompt variant's distilled row against that variant's System 1; in a
+    multi-task run the joint model (`distilled`) against the per-task models (`distilled_per_task`)."""
+    correct = {name: correctness(rows) for name, rows in samples.items()}
+    pairs = [("system2", "system1"), ("system2", "system1_matched"), ("distilled", "distilled_per_task")]
     for name in correct:
         if name.startswith("distilled") and "@" not in name:
             pairs += [(name, "system1"), (name, "system2"), (name, "system1_matched")]
         elif name.startswith("distilled@"):
             pairs.append((name, "system1" + name[len("distilled"):]))
     return {f"{b} - {a}": paired(correct[a], correct[b]) for b, a in pairs if a in correct and b in correct}
+
+
+def correctness(rows: list[dict]) -> dict:
+    """One row's evaluation samples as {item id: 1 right / 0 wrong}, what s2d.stats.paired compares."""
+    return {s["id"]: int(bool(s["correct"])) for s in rows}
 
 
 def difference_text(c: dict | None) -> str:
@@ -98,22 +104,28 @@ def _pct(x) -> str:
 
 
 def loop_lines(results: dict) -> list[str]:
-    """Per round / per task lines under the table (s2d/loops.py), where the run has them."""
+    """Per round / per task lines under the table (s2d/loops.py), where the run has them: each distilled row with
+    its 95% interval and its paired difference (round k's model against round 1's System 1; the joint model against
+    the task's own distilled model)."""
     lines = []
     if results.get("rounds"):
-        lines += ["", "round  S2 acc  S2 tok  distilled acc  distilled tok  kept   target acc  cached"]
+        lines += ["", "round  S2 acc  S2 tok  distilled acc [95%]   distilled tok  vs round-1 S1: points [95%]"
+                      "   kept   target acc  cached"]
         for r in results["rounds"]:
-            c = r["curation"]
+            c, d = r["curation"], r["distilled"]
             lines.append(f"{r['round']:5d}  {r['system2']['accuracy']:6.1%}  {r['system2']['tokens_per_input']:6.1f}"
-                         f"  {r['distilled']['accuracy']:13.1%}  {r['distilled']['tokens_per_input']:13.1f}"
-                         f"  {c['kept_fraction']:4.0%}  {_pct(c.get('target_accuracy')):>10s}"
+                         f"  {d['accuracy']:6.1%} {_interval(d.get('ci95')):>12s}  {d['tokens_per_input']:13.1f}"
+                         f"  {difference_text((r.get('versus_round1') or {}).get('distilled')):>28s}"
+                         f"   {c['kept_fraction']:4.0%}  {_pct(c.get('target_accuracy')):>10s}"
                          f"  {'yes' if all(s['cached'] for s in r['stages'].values()) else 'no':>6s}")
     if results.get("tasks"):
-        lines += ["", f"{'task':24s}  technique  filter     S1 acc  S2 acc  own distilled  joint   joint-own"]
+        lines += ["", f"{'task':24s}  technique  filter     S1 acc  S2 acc  own distilled  joint   joint-own"
+                      "   joint - own: points [95%]"]
         for name, t in results["tasks"].items():
             lines.append(f"{name:24s}  {t['technique']:9s}  {t['filter']:9s}  {t['system1']['accuracy']:6.1%}  "
                          f"{t['system2']['accuracy']:6.1%}  {t['distilled']['accuracy']:13.1%}  "
-                         f"{t['joint']['accuracy']:6.1%}  {t['joint_minus_distilled']:+9.1%}")
+                         f"{t['joint']['accuracy']:6.1%}  {t['joint_minus_distilled']:+9.1%}"
+                         f"   {difference_text((t.get('comparisons') or {}).get('joint - distilled'))}")
     return lines
 
 
@@ -157,8 +169,8 @@ def broad_lines(broad: dict) -> list[str]:
     """The broad block: per benchmark the paired delta [95%], Holm-adjusted p, verdict and the smallest drop its
     n detects (80% power)."""
     margin = next(iter(broad.values())).get("held_margin")
-    lines = ["", f"broad benchmarks (lm-eval)          base  distilled  delta: points [95%]   p (Holm)  verdict     "
-                 f"     n  detects a drop of"]
+    lines = ["", "broad benchmarks (lm-eval)          base  distilled  delta: points [95%]   p (Holm)  verdict     "
+                 "     n  detects a drop of"]
     for name, b in broad.items():
         if "verdict" not in b:   # results.json written before verdicts (a stderr and a regressed flag)
             lines.append(f"{name:34s} {b['base']:5.1%}  {b['distilled']:9.1%}  {b['delta']:+6.1%}  "
@@ -197,7 +209,7 @@ def format_table(results: dict) -> str:
                f"{m['unparsed']:8d}  {m['n']:4d}  {difference_text(versus.get(key))}".rstrip()
                for (name, m), key in zip(rows, _row_keys(results)))]
     for pair, diff in (results.get("comparisons") or {}).items():
-        if not pair.endswith(" - system1"):
+        if not pair.endswith(" - system1") or pair.split(" - ")[0] not in _row_keys(results):
             lines.append(f"  {pair}: {difference_text(diff)}")
     lines += _extra_lines(rows)
     ta = c.get("target_accuracy")

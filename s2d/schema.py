@@ -233,7 +233,8 @@ def _check(prefix: str, schema: type, node: dict) -> None:
         merged = OmegaConf.merge(OmegaConf.structured(schema), node)
     except ConfigKeyError as e:
         key = f"{prefix}{e.full_key}"
-        raise UserError(f"unknown config key '{key}'; valid keys under '{key.rsplit('.', 1)[0] if '.' in key else '<root>'}'"
+        parent = key.rsplit(".", 1)[0] if "." in key else "<root>"
+        raise UserError(f"unknown config key '{key}'; valid keys under '{parent}'"
                         f": {', '.join(_keys_at(schema, str(e.full_key)))}") from None
     except OmegaConfBaseException as e:   # a value of the wrong type
         key = f"{prefix}{e.full_key}"

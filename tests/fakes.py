@@ -3,6 +3,7 @@ function of the prompt, and the generation service that filters and tasks get.""
 from __future__ import annotations
 
 from pathlib import Path
+
 from omegaconf import OmegaConf
 
 from s2d.backends.base import Completion

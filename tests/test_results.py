@@ -33,6 +33,7 @@ def test_the_table_prints_each_rows_interval_and_its_difference_from_system1():
     table = format_table(results)
     assert "[30.0, 70.0]" in table
     lines = table.splitlines()
-    assert next(l for l in lines if l.startswith("System 2")).endswith("+40.0 [+20.0, +60.0] p<0.001")
-    assert next(l for l in lines if l.startswith("distilled System 1")).endswith("+30.0 [+10.0, +50.0] p=0.021")
+    assert next(line for line in lines if line.startswith("System 2")).endswith("+40.0 [+20.0, +60.0] p<0.001")
+    distilled = next(line for line in lines if line.startswith("distilled System 1"))
+    assert distilled.endswith("+30.0 [+10.0, +50.0] p=0.021")
     assert "  distilled - system2: -10.0 [-30.0, +10.0] p=0.500" in lines

@@ -1,5 +1,7 @@
 """Per task of a multi-task run: the joint model against the task's own distilled model on the same test items,
-paired (McNemar's test, continuity-corrected), from the run's results.json and the cached generations.
+paired (s2d.stats.paired: Bonett-Price 95% interval, exact McNemar p), from the run's results.json and the cached
+generations. Runs made since 2026-12-07 carry the same numbers in results.json (`tasks.<name>.comparisons`,
+"joint - distilled"); this script recomputes them for older runs' results files.
 
     python experiments/multitask/paired.py outputs/multitask-seed0/<time>/results.json
 
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from omegaconf import OmegaConf
 
 from s2d.cache import recorded_generations
 from s2d.registry import build
+from s2d.results import difference_text
+from s2d.stats import paired
 
 
 def cached_answers(cache: Path, label: str, task_name: str, checkpoint: str) -> tuple[dict, dict]:
@@ -30,12 +33,8 @@ def cached_answers(cache: Path, label: str, task_name: str, checkpoint: str) -> 
     raise SystemExit(f"no cached {label} generations of checkpoint {checkpoint} for task {task_name} in {cache}")
 
 
-def mcnemar(only_a: int, only_b: int) -> tuple[float, float]:
-    """Chi-square (1 dof, continuity-corrected) and its p-value."""
-    if only_a + only_b == 0:
-        return 0.0, 1.0
-    chi2 = (abs(only_a - only_b) - 1) ** 2 / (only_a + only_b)
-    return chi2, math.erfc(math.sqrt(chi2 / 2))
+def right(task, records: dict, item) -> bool:
+    return task.extract(records[item.id]["output"]) == task.normalize(item.answer)
 
 
 def main() -> None:
@@ -51,15 +50,13 @@ def main() -> None:
         task = build("task", OmegaConf.create(payload["task"]))
         _, test = task.splits(int(payload["seed"]), int(results["run"]["train_size"]), int(results["run"]["test_size"]))
 
-        def right(records, item):
-            return task.extract(records[item.id]["output"]) == task.normalize(item.answer)
-
-        pairs = [(right(own, item), right(joint, item)) for item in test]
-        only_own, only_joint = sum(a and not b for a, b in pairs), sum(b and not a for a, b in pairs)
-        chi2, p = mcnemar(only_own, only_joint)
-        print(f"{name}: own {sum(a for a, _ in pairs) / len(pairs):.1%}, joint {sum(b for _, b in pairs) / len(pairs):.1%}"
-              f" on {len(pairs)} items; only own right {only_own}, only joint right {only_joint}; "
-              f"McNemar chi2 {chi2:.2f}, p {p:.3f}")
+        own_right = {item.id: int(right(task, own, item)) for item in test}
+        joint_right = {item.id: int(right(task, joint, item)) for item in test}
+        diff = paired(own_right, joint_right)
+        own_acc, joint_acc = sum(own_right.values()) / len(test), sum(joint_right.values()) / len(test)
+        print(f"{name}: own {own_acc:.1%}, joint {joint_acc:.1%}"
+              f" on {diff['n']} items; only own right {diff['a_only']}, only joint right {diff['b_only']}; "
+              f"joint - own {difference_text(diff)} (points [95%], exact McNemar p)")
 
 
 if __name__ == "__main__":

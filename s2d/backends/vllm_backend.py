@@ -3,8 +3,8 @@
 One engine per s2d process: it starts on first use and serves System 2 generation, the base rows of evaluation
 and the distilled model, whose trained weights are swapped into the running engine (`use_weights`) with vLLM's
 in-place `reload_weights`: a LoRA adapter is first merged into the base weights (once, in the model's dtype, into
-the cache: `s2d.models.merged_path`), a full fine-tune is read from its folder. vLLM's own unmerged LoRA path is far slower on CPUs (benchmarks/RESULTS.md), so `lora_mode: request` is an
-option, not the default.
+the cache: `s2d.models.merged_path`), a full fine-tune is read from its folder. vLLM's own unmerged LoRA path is
+far slower on CPUs (benchmarks/RESULTS.md), so `lora_mode: request` is an option, not the default.
 
 vLLM runs in a worker process of ours, so its process-wide settings (thread binding, a patched
 `torch.set_num_threads`) never reach the trainer in the main process; on a GPU the worker exits before training
@@ -27,8 +27,7 @@ import time
 from functools import partial
 from multiprocessing.connection import Connection
 
-from s2d.backends.base import (Completion, Sampling, chat_prompt, huge_pages_tunables, resolve_dtype,
-                               stop_token_ids)
+from s2d.backends.base import Completion, Sampling, chat_prompt, huge_pages_tunables, resolve_dtype, stop_token_ids
 from s2d.models import merged_model, merged_path
 from s2d.registry import register
 

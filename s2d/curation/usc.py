@@ -9,6 +9,7 @@ answer, so it drops an input only when the composed answer cannot be parsed.
 """
 from __future__ import annotations
 
+import functools
 import random
 import re
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ class UniversalSelfConsistency(Filter):
         gen = service.generator()
         limit = self.prompt_limit(gen)
 
-        def fits(item, subset):
+        def fits(item, subset) -> bool:
             prompt = self.cfg.template.format_map({**item.inputs(), "answers": format_answers(subset),
                                                    "n": len(subset)})
             return len(gen.tokenizer(gen.chat_prompt(prompt), add_special_tokens=False)["input_ids"]) <= limit
@@ -85,7 +86,7 @@ class UniversalSelfConsistency(Filter):
         plans = {}
         for item in items:
             outputs = [r["output"] for r in records[item.id]]
-            subset = fit_answers(outputs, self.sizes, lambda s: fits(item, s))
+            subset = fit_answers(outputs, self.sizes, functools.partial(fits, item))
             if subset is None:   # the paper: "select an answer randomly if 10 generated answers are still too long"
                 rng = random.Random(f"{service.seed}-{item.id}")
                 plans[item.id] = ("random", rng.choice(outputs))

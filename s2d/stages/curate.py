@@ -3,7 +3,8 @@
     s2d filter=majority filter.min_share=0.5      # or filter=none, or filter=gold (labelled ablation)
 
 Phases: key -> cached? -> compute -> write -> return. Output: the distillation set, input -> final answer only,
-as JSON lines under the cache (key = generation key + filter config) and linked from the run folder.
+as JSON under the cache (key = generation key + filter config) and in the run folder as `distill_set.jsonl`, TRL's
+prompt-completion rows (s2d/export.py: `datasets` loads it and `trl.SFTTrainer` trains on it as it is).
 """
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from s2d.cache import atomic_write_json, code_versions, keyed, plain, read_json
+from s2d.export import DISTILL_FILE, write_distill_set
 from s2d.outputs import Curated
 from s2d.registry import build
 
 
 def run(ctx) -> Curated:
-    out = curate_cached(ctx, ctx.cfg.filter, "distill_set.json", ctx.filter)
+    out = curate_cached(ctx, ctx.cfg.filter, DISTILL_FILE, ctx.filter)
     # Ablations: the same System 2 generations curated by other filters (e.g. none, gold), each trained and
     # evaluated as its own distilled row, so one run shows what the consistency check buys.
     out.ablations = {name: curate_cached(ctx, ablation_filter_cfg(ctx.cfg.filter, name),
-                                         f"distill_set.{name}.json") for name in ablation_names(ctx.cfg)}
+                                         f"distill_set.{name}.jsonl") for name in ablation_names(ctx.cfg)}
     out.cached = out.cached and all(a.cached for a in out.ablations.values())
     return out
 
@@ -58,7 +60,7 @@ def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
     # The diagnostics read the generations, not the set: recomputed, so sets cached before them carry them too.
     data = {**data, "stats": {**data["stats"], **diagnostics(ctx.task, ctx.train_items, ctx.generated.records,
                                                              filt.samples_per_input, data["examples"])}}
-    atomic_write_json(ctx.run_dir / run_file, data)
+    write_distill_set(ctx.run_dir / run_file, data["examples"])   # TRL's prompt-completion rows (s2d/export.py)
     s = data["stats"]
     print(f"[s2d] curation ({filt.name}{', USES GOLD LABELS' if filt.uses_labels else ''}): kept "
           f"{s['kept']}/{s['inputs']} inputs; mean vote margin {s['vote_margin']:.2f}, answer entropy "

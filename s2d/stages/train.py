@@ -121,7 +121,9 @@ def train_spec(ctx, examples: list[dict], target: Path) -> dict:
     """Everything a training process needs, as plain JSON (it may run under `accelerate launch`)."""
     return {"model_path": ctx.model_path, "trust_remote_code": bool(ctx.cfg.model.get("trust_remote_code", False)),
             "training": plain(ctx.cfg.training), "seed": int(ctx.cfg.seed), "examples": examples,
-            "target": str(target)}
+            "target": str(target),
+            # The training curves' W&B run (a run of the job's group, linked from the job's), or none.
+            "wandb": ctx.log.training_run(target.name) if ctx.log is not None else None}
 
 
 def launch(spec: dict) -> None:
@@ -325,12 +327,13 @@ def fit(spec: dict, cfg: dict):
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from s2d.export import trl_row
+
     examples, target = spec["examples"], Path(spec["target"])
     on_gpu = torch.cuda.is_available()
-    # Conversational prompt-completion rows: TRL applies the tokenizer's chat template exactly as generation does
-    # and puts the loss on the completion (the answer) only.
-    data = Dataset.from_list([{"prompt": [{"role": "user", "content": e["prompt"]}],
-                               "completion": [{"role": "assistant", "content": e["target"]}]} for e in examples])
+    # Conversational prompt-completion rows (the run folder's distill_set.jsonl, s2d/export.py): TRL applies the
+    # tokenizer's chat template exactly as generation does and puts the loss on the completion (the answer) only.
+    data = Dataset.from_list([{k: row[k] for k in ("prompt", "completion")} for row in map(trl_row, examples)])
     tokenizer = AutoTokenizer.from_pretrained(spec["model_path"])
     max_length = fitting_max_length(tokenizer, examples, int(cfg["max_length"]))
     bf16 = training_dtype(str(cfg.get("dtype", "auto")), on_gpu) == "bfloat16"
@@ -342,6 +345,7 @@ def fit(spec: dict, cfg: dict):
                                  target_modules=lora["target_modules"], task_type="CAUSAL_LM")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging_root = staging_folder(target)
+    reporting = start_training_run(spec.get("wandb"))
     steps_per_epoch = -(-len(examples) // (int(cfg["batch_size"]) * int(cfg["grad_accum"])))
     total = int(cfg["max_steps"]) if int(cfg["max_steps"]) > 0 else steps_per_epoch * int(cfg["epochs"])
     # The arguments first: building them starts the distributed state (the process group of an `accelerate
@@ -355,7 +359,7 @@ def fit(spec: dict, cfg: dict):
         max_length=max_length, completion_only_loss=True,
         gradient_checkpointing=False,   # TRL turns it on by default; it costs ~25% on small models
         bf16=bf16, use_cpu=not on_gpu, dataloader_pin_memory=on_gpu,
-        logging_steps=max(1, total // 10), report_to="none",
+        logging_steps=max(1, total // 10), report_to=["wandb"] if reporting else "none",
         # Checkpoints (weights, optimizer, scheduler, RNG, step) in the staging folder, whose name is the key's:
         # a killed run's successor with the same key resumes from the last one instead of from step 0.
         save_strategy="steps" if int(cfg.get("save_steps") or 0) > 0 else "no",
@@ -364,11 +368,62 @@ def fit(spec: dict, cfg: dict):
     score_labelled_positions_only()
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                          peft_config=peft_config)
+    if reporting:   # first, so that W&B's callback (TRL's reporting) logs the rate with the loss
+        trainer.callback_handler.callbacks.insert(0, throughput_callback())
     last = last_checkpoint(staging_root / "trainer")
     if last:
         print(f"[s2d] training resumes from {last} (step {last.name.split('-')[-1]} of {total})", flush=True)
-    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    try:
+        result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    finally:
+        if reporting:
+            finish_training_run()
     return trainer, result, last, tokenizer
+
+
+def start_training_run(settings: dict | None) -> bool:
+    """On the main process, the W&B run the training curves go to (s2d/tracking.py JobLog.training_run); TRL's
+    W&B callback then reports loss, learning rate, grad norm, tokens and steps into it. False where there is
+    none or it cannot start (one warning line: the training goes on without curves)."""
+    if not settings or int(os.environ.get("RANK", "0")) != 0:
+        return False
+    try:
+        import wandb
+        wandb.init(**settings["init"], settings=wandb.Settings(silent=True,
+                                                               init_timeout=float(settings["init_timeout"])))
+        return True
+    except Exception as e:
+        print(f"[s2d] WARNING: no W&B training curves ({type(e).__name__}: {str(e).splitlines()[0][:160]})",
+              flush=True)
+        return False
+
+
+def finish_training_run() -> None:
+    try:
+        import wandb
+        wandb.finish()
+    except Exception as e:
+        print(f"[s2d] WARNING: W&B could not finish the training run ({type(e).__name__})", flush=True)
+
+
+def throughput_callback():
+    """A trainer callback adding `tokens_per_s` (TRL's `num_tokens` over wall time since the last log) to each log."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class Throughput(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.last = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "num_tokens" not in logs:
+                return
+            now = time.perf_counter()
+            if self.last is not None and now > self.last[1]:
+                logs["tokens_per_s"] = (logs["num_tokens"] - self.last[0]) / (now - self.last[1])
+            self.last = (logs["num_tokens"], now)
+    return Throughput()
 
 
 def load_model(spec: dict, dtype):

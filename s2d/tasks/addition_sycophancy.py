@@ -52,7 +52,8 @@ class AdditionSycophancy(Addition):
         group = "biased" if biased else "unbiased"
         template = pick_template(self.cfg, group, rng)
         wrong = next(w for w in (total + rng.choice(SLIPS) for _ in range(100)) if w > 0)
-        text = self.cfg.templates[template].format(question=self.question(ops), correct_answer=total, incorrect_answer=wrong)
+        text = self.cfg.templates[template].format(question=self.question(ops), correct_answer=total,
+                                                   incorrect_answer=wrong)
         return Item(id_, text, str(total), meta={"group": group, "template": template, "wrong_answer": str(wrong)})
 
     def extra_metrics(self, samples, items):

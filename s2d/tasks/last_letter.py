@@ -1,4 +1,5 @@
-"""Last-letter concatenation (paper §4.2.1): `Take the last letters of the words in "Edgar Bob" and concatenate them.`"""
+"""Last-letter concatenation (paper §4.2.1):
+`Take the last letters of the words in "Edgar Bob" and concatenate them.`"""
 from __future__ import annotations
 
 import re
@@ -42,7 +43,7 @@ class LastLetter(Task):
     def extract(self, text):
         seg = answer_segment(text)
         if seg == text.strip():   # no answer marker: the answer sits at the end ("... Concatenated: r b")
-            lines = [l for l in seg.splitlines() if l.strip()] or [""]
+            lines = [line for line in seg.splitlines() if line.strip()] or [""]
             seg = lines[-1].rsplit(":", 1)[-1]
         quoted = QUOTED.findall(seg)
         if quoted:            # `The answer is "rb".` -> the last quoted string

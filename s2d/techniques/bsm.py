@@ -30,7 +30,7 @@ MERGES = ("llm", "sum")
 def parse_criteria(plan: str, limit: int) -> list[tuple[str, str]]:
     """(name, description) per criterion: numbered or bulleted lines, else every non-empty line; the name is the
     text before the first colon. An empty plan gives one generic criterion so solve still runs."""
-    lines = [l.strip() for l in plan.splitlines() if l.strip()]
+    lines = [line.strip() for line in plan.splitlines() if line.strip()]
     listed = [m.group(1).strip() for m in map(LIST_ITEM.match, lines) if m]
     chosen = (listed or lines)[:limit] or ["Overall quality: how helpful, relevant and accurate each response is."]
     return [(c.split(":", 1)[0].strip(" *#").strip() or c, c) for c in chosen]

@@ -4,8 +4,8 @@ Every `python -m s2d ...` a test starts, and every Python process that run start
 its training process, submitit's job), spends most of a tiny run importing: `from vllm import LLM` takes ~20 s on
 this 2-core CPU, TRL's SFTTrainer ~13 s, and a tiny run's model calls take a few seconds. The server imports
 s2d, vLLM, TRL, PEFT, lm-eval and W&B once, then forks one child per request; the child becomes the requested
-process (argv, environment, working folder, CPU affinity and open file descriptors of the caller) and runs the same code that
-`python` would. The caller is a small stdlib-only client (`client_source`) started in place of `python`: it
+process (argv, environment, working folder, CPU affinity and open file descriptors of the caller) and runs the same
+code that `python` would. The caller is a small stdlib-only client (`client_source`) started in place of `python`: it
 forwards its descriptors (SCM_RIGHTS) and its signals, waits, and exits with the child's status. The child's
 `sys.executable` is the client, so the processes the product starts go through the server too.
 
@@ -102,20 +102,21 @@ def client_source(socket_path: str, python: str = sys.executable) -> str:
 def preload() -> None:
     """What the tests' processes import: vLLM before TRL (importing trl sets VLLM_LOGGING_LEVEL=ERROR, which vLLM's
     logger would read at its own import)."""
+    import lm_eval  # noqa: F401
+    import lm_eval.models.huggingface  # noqa: F401
+    import peft  # noqa: F401
+    import transformers  # noqa: F401
     import vllm  # noqa: F401
+    import wandb  # noqa: F401
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+    from trl import SFTConfig, SFTTrainer  # noqa: F401
     from vllm import LLM, SamplingParams  # noqa: F401
+
     import s2d.backends.vllm_backend  # noqa: F401
     import s2d.cli  # noqa: F401
     import s2d.pipeline  # noqa: F401
     import s2d.stages.broad  # noqa: F401
     import s2d.stages.train  # noqa: F401
-    import transformers  # noqa: F401
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
-    import peft  # noqa: F401
-    from trl import SFTConfig, SFTTrainer  # noqa: F401
-    import lm_eval  # noqa: F401
-    import lm_eval.models.huggingface  # noqa: F401
-    import wandb  # noqa: F401
 
 
 def _preload_keeping_folders() -> list:

@@ -44,18 +44,68 @@ def raw_records(path: Path) -> list[bytes]:
     return out
 
 
-def offline_summary(run_dir: Path) -> dict:
-    """The final summary of the single offline W&B run under `run_dir/wandb`."""
-    from wandb.proto import wandb_internal_pb2
+def run_log(run_dir: Path) -> Path:
+    """The record log of the job's offline W&B run under `run_dir/wandb` (not its training runs: s2d/tracking.py
+    JobLog.training_run, ids `<job id>-train-<checkpoint>`)."""
+    logs = [p for p in sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb")) if "-train-" not in p.name]
+    assert len(logs) == 1, f"expected one offline job run under {run_dir}, found {logs}"
+    return logs[0]
 
-    logs = sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
-    assert len(logs) == 1, f"expected one offline run under {run_dir}, found {logs}"
-    summary: dict = {}
-    for raw in raw_records(logs[0]):
+
+def records(path: Path, kind: str) -> list:
+    """The protobuf records of one type (summary, history, config, artifact, ...) in a run log, in order."""
+    from wandb.proto import wandb_internal_pb2
+    out = []
+    for raw in raw_records(path):
         rec = wandb_internal_pb2.Record()
         rec.ParseFromString(raw)
-        if rec.WhichOneof("record_type") == "summary":
-            for item in rec.summary.update:
-                key = "/".join(item.nested_key) if item.nested_key else item.key
-                summary[key] = json.loads(item.value_json)
+        if rec.WhichOneof("record_type") == kind:
+            out.append(getattr(rec, kind))
+    return out
+
+
+def _items(updates) -> dict:
+    return {("/".join(i.nested_key) if i.nested_key else i.key): json.loads(i.value_json) for i in updates}
+
+
+def offline_summary(run_dir: Path) -> dict:
+    """The final summary of the job's offline W&B run under `run_dir/wandb`."""
+    summary: dict = {}
+    for rec in records(run_log(run_dir), "summary"):
+        summary.update(_items(rec.update))
     return summary
+
+
+def offline_history(run_dir: Path) -> list[dict]:
+    """Every `run.log` step of the job's offline W&B run, in order."""
+    return history(run_log(run_dir))
+
+
+def history(path: Path) -> list[dict]:
+    return [_items(rec.item) for rec in records(path, "history")]
+
+
+def training_histories(run_dir: Path) -> dict[str, list[dict]]:
+    """Run id -> the logged steps of each training run the job started (one per trained checkpoint)."""
+    paths = [p for p in sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb")) if "-train-" in p.name]
+    return {p.stem.removeprefix("run-"): history(p) for p in paths}
+
+
+def offline_config(run_dir: Path) -> dict:
+    """The job run's config as its last config records leave it (top-level keys)."""
+    config: dict = {}
+    for rec in records(run_log(run_dir), "config"):
+        config.update({i.key: json.loads(i.value_json) for i in rec.update})
+    return config
+
+
+def offline_artifacts(run_dir: Path) -> list[str]:
+    """Names of the artifacts the job's offline run logged."""
+    return [rec.name for rec in records(run_log(run_dir), "artifact")]
+
+
+def offline_table(run_dir: Path, name: str) -> dict:
+    """A table the job logged (`run.log({name: wandb.Table})`): {"columns": [...], "data": [[...], ...]}."""
+    files = sorted(run_log(run_dir).parent.glob(f"files/media/table/{name}_*.table.json"))
+    assert files, f"no table {name!r} in {run_log(run_dir).parent}"
+    return json.loads(files[-1].read_text())

@@ -72,7 +72,8 @@ def run_s2d(env: dict, cwd: Path, *args, check=True, multirun=False, timeout=180
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     new = sorted(set(workdir.glob("outputs/*/*")) - before)
     run_dir = new[-1] if new else None
-    results = json.loads((run_dir / "results.json").read_text()) if run_dir and (run_dir / "results.json").exists() else None
+    done = run_dir and (run_dir / "results.json").exists()
+    results = json.loads((run_dir / "results.json").read_text()) if done else None
     return proc, results, run_dir
 
 

@@ -36,6 +36,10 @@ def test_two_tasks_give_per_task_rows_for_the_own_and_the_joint_model(s2d, tmp_p
         for row in ("system1", "system2", "distilled", "joint"):   # a count of correct answers out of 4
             assert t[row]["n"] == 4 and t[row]["accuracy"] * 4 == round(t[row]["accuracy"] * 4), (name, row)
         assert t["joint_minus_distilled"] == pytest.approx(t["joint"]["accuracy"] - t["distilled"]["accuracy"])
+        paired_diff = t["comparisons"]["joint - distilled"]                 # paired on the task's 4 test items
+        assert paired_diff["n"] == 4 and paired_diff["delta"] == pytest.approx(t["joint_minus_distilled"])
+    pooled_diff = res["comparisons"]["distilled - distilled_per_task"]     # joint - own over both tasks' items
+    assert pooled_diff["n"] == 8 and res["distilled"]["ci95"][0] <= res["distilled"]["accuracy"]
     kept = {n: res["tasks"][n]["curation"]["kept"] for n in res["tasks"]}
     assert res["joint"]["per_task"] == {"last_letter": kept["last_letter"], "coin_flip": 2 * kept["coin_flip"]}
     assert res["distilled"]["n"] == res["system1"]["n"] == 8          # top level: both test splits pooled
@@ -77,6 +81,9 @@ def test_two_rounds_then_a_third_computes_only_round_3(s2d, tmp_path):
         assert r["system2"]["n"] == r["distilled"]["n"] == 4                      # the same test split
         assert r["stages"]["generate"]["generated"] == 4
     assert two["distilled"] == two["rounds"][1]["distilled"] and two["system1"] == two["rounds"][0]["system1"]
+    gain = two["rounds"][1]["versus_round1"]["distilled"]                 # round 2's model vs the original model
+    assert gain == two["comparisons"]["distilled - system1"] and gain["n"] == 4
+    assert gain["delta"] == pytest.approx(two["distilled"]["accuracy"] - two["system1"]["accuracy"])
 
     # Round 1 is exactly the single run: the single run finds all of it in the cache.
     _, single, _ = s2d(*ROUNDS, "logger=none")

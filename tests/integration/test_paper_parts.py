@@ -3,8 +3,6 @@
 Token counts of multi-call techniques are checked against the cached call records: a trace's tokens are the sum
 of its calls' tokens, and BSM makes 1 branch + one solve per criterion (+ 1 merge) calls.
 """
-import json
-from pathlib import Path
 
 import pytest
 

@@ -1,10 +1,10 @@
 """End to end on the real embedded model: results.json, the printed table, W&B, caching, every technique."""
-import json
 import re
 
 import pytest
 from omegaconf import OmegaConf
 
+from s2d.export import read_distill_set
 from tests.helpers.wandb_log import offline_summary
 from tests.integration.conftest import records, tiny_args
 
@@ -49,9 +49,9 @@ def test_end_to_end_then_rerun_is_fully_cached(s2d, tmp_path):
     assert "still to come: training" in before_training
     # The run folder holds what was trained on and the config it ran with, both readable.
     # (This tiny vote may keep nothing: test_vllm.py's pipeline test reads back a distill set that holds inputs.)
-    distill = json.loads((run_dir / "distill_set.json").read_text())
-    assert distill["stats"]["kept"] == results["curation"]["kept"] == len(distill["examples"])
-    assert all(set(e) >= {"prompt", "target"} for e in distill["examples"])
+    distill = read_distill_set(run_dir / "distill_set.jsonl")
+    assert results["curation"]["kept"] == len(distill)
+    assert all(set(e) >= {"prompt", "target", "votes"} for e in distill)
     saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     assert saved.technique.name == "rar_2step" and saved.filter.samples_per_input == 2
 

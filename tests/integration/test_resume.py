@@ -19,7 +19,8 @@ N_TRAIN, SAMPLES = 6, 2
 def test_killed_run_resumes_where_it_stopped(cache_dir, s2d_env, tmp_path, s2d):
     # batch 2 with 2 samples: one input per chunk, so records are appended input by input.
     args = tiny_args("rar_2step", "majority", samples=SAMPLES,
-                     extra=["backend=hf", f"data.train_size={N_TRAIN}", "backend.batch_size=2", "seed=7", "logger=none"])
+                     extra=["backend=hf", f"data.train_size={N_TRAIN}", "backend.batch_size=2", "seed=7",
+                            "logger=none"])
     # A fresh `python` (not the fork server's): the real start path and process tree, killed by the kernel.
     proc = subprocess.Popen([sys.executable, "-m", "s2d", *args], cwd=tmp_path, env=s2d_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

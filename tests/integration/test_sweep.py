@@ -1,12 +1,11 @@
 """Multirun sweeps on the real model: shared System 2 generations, a failing job that does not stop the others,
-the joblib launcher, the HTML report in headless Chromium, and the comparison notebook (submitit's Slurm launcher
-through a real Slurm: test_slurm.py)."""
+the joblib launcher, the HTML report in headless Chromium, and the W&B artifacts that record which jobs share one
+generation (submitit's Slurm launcher through a real Slurm: test_slurm.py)."""
 import json
 import os
 import shutil
 import subprocess
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
@@ -89,21 +88,25 @@ def test_html_report_renders_in_headless_chromium(joblib_sweep, tmp_path):
 
 
 @SWEEP_WORKER
-def test_notebook_executes_on_the_sweep(joblib_sweep):
-    import nbformat
-    from nbclient import NotebookClient
-
+def test_jobs_that_reuse_a_generation_record_its_artifact_and_the_maker_logs_it(joblib_sweep):
+    """W&B lineage: the job that generated System 2's outputs logs them as an artifact named by their cache key;
+    its sibling that read them from the cache records that artifact as its input (offline: in its config,
+    `s2d_inputs`, because W&B refuses use_artifact offline; online it calls use_artifact)."""
+    from tests.helpers.wandb_log import offline_artifacts, offline_config
     _, sweep, _, _ = joblib_sweep
-    root = Path(__file__).resolve().parents[2]
-    nb = nbformat.read(root / "notebooks" / "compare_runs.ipynb", as_version=4)
-    os.environ["S2D_RUNS"] = str(sweep)
-    try:
-        NotebookClient(nb, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(root / "notebooks")}}).execute()
-    finally:
-        os.environ.pop("S2D_RUNS")
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "4 runs, 4 failed jobs" in text
+    by_generation = defaultdict(list)
+    for path in sorted(sweep.glob("*/results.json")):
+        r = json.loads(path.read_text())
+        by_generation[r["stages"]["generate"]["key"]].append((r, path.parent))
+    assert len(by_generation) == 2                      # one generation per technique, two jobs each
+    for key, jobs in by_generation.items():
+        name = f"s2-generations-{key}"
+        makers = [d for r, d in jobs if r["stages"]["generate"]["generated"] > 0]
+        users = [d for r, d in jobs if r["stages"]["generate"]["generated"] == 0]
+        assert len(makers) == len(users) == 1, jobs
+        assert name in offline_artifacts(makers[0])
+        assert name not in offline_artifacts(users[0])
+        assert offline_config(users[0])["s2d_inputs"][name] == {"type": "generations", "key": key}
 
 
 def test_optuna_search_runs_trials_and_reports_the_best(models_dir, tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from s2d.export import read_distill_set
 from tests.conftest import ALL_CORES
 from tests.integration.conftest import PYTHON, engine_args, tiny_args
 
@@ -45,10 +46,10 @@ def test_pipeline_runs_on_one_vllm_engine(s2d, cache_dir, models_dir):
 
     ablation = results["ablations"]["none"]
     assert ablation["curation"]["kept"] == 4 and ablation["distilled"]["n"] == 4
+    _wandb_views_mirror_the_run(results, run_dir)
     # What it trained on, in the run folder: every kept input's prompt and target.
-    distill = json.loads((run_dir / "distill_set.none.json").read_text())
-    assert distill["stats"]["kept"] == len(distill["examples"]) == 4
-    assert all(e["prompt"] and e["target"] for e in distill["examples"])
+    distill = read_distill_set(run_dir / "distill_set.none.jsonl")
+    assert len(distill) == 4 and all(e["prompt"] and e["target"] for e in distill)
     base = {json.loads(v)["item"]: json.loads(v)["output"] for v in _records(cache_dir, "eval-system1").values()}
     served = {json.loads(v)["item"]: json.loads(v) for v in _records(cache_dir, "eval-distilled[none]").values()}
     assert any(served[i]["output"] != base[i] for i in base), "the trained weights never reached the engine"
@@ -62,6 +63,33 @@ def test_pipeline_runs_on_one_vllm_engine(s2d, cache_dir, models_dir):
     prompts = [served[i]["calls"][0]["prompt"] for i in ids]
     expected = hf.generate(prompts, Sampling(max_new_tokens=16), progress=False)
     assert [served[i]["output"] for i in ids] == [c.text for c in expected]
+
+
+def _wandb_views_mirror_the_run(results: dict, run_dir: Path) -> None:
+    """The job's offline W&B run: each training's curves over its steps, the long-format results table equal to
+    results.json's rows, the samples table with System 1 / System 2 / distilled side by side, stage timings."""
+    from s2d.tracking import RESULT_COLUMNS, SAMPLE_COLUMNS, results_rows
+    from tests.helpers.wandb_log import offline_history, offline_table, training_histories
+    curves = training_histories(run_dir)
+    assert curves, "no training run logged its curves"
+    for run_id, steps in curves.items():
+        logged = [s for s in steps if "train/loss" in s]
+        assert len(logged) == 2, (run_id, steps)                                 # max_steps=2, one log a step
+        assert [s["train/global_step"] for s in logged] == [1, 2]
+        assert {"train/learning_rate", "train/grad_norm", "train/num_tokens"} <= set(logged[-1])
+        assert logged[-1]["train/tokens_per_s"] > 0
+    table = offline_table(run_dir, "results")
+    assert table["columns"] == list(RESULT_COLUMNS)
+    assert table["data"] == json.loads(json.dumps(results_rows(results, results["run"]["wandb"]["group"])))
+    assert {r[RESULT_COLUMNS.index("row")] for r in table["data"]} == {"system1", "system2", "distilled",
+                                                                        "distilled[none]"}
+    samples = offline_table(run_dir, "samples")
+    assert samples["columns"] == list(SAMPLE_COLUMNS) and len(samples["data"]) == 4
+    for row in ("system1", "system2", "distilled"):
+        assert all(isinstance(r[samples["columns"].index(f"{row}_tokens")], int) for r in samples["data"])
+    timings = {k: v for step in offline_history(run_dir) for k, v in step.items() if k.startswith("stages/")}
+    assert timings["stages/generate/wall_s"] == results["stages"]["generate"]["wall_s"]
+    assert timings["stages/broad/cached"] in (0, 1)
 
 
 N_TRAIN, SAMPLES = 6, 2
@@ -105,7 +133,8 @@ def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_di
     # Uninterrupted, and split over two data-parallel engines of one core each: per-request seeds make the
     # records independent of the batching. The run gets every core of the machine, not this worker's share.
     clean_cache = tmp_path / "clean-cache"
-    clean = subprocess.run([*cmd, "backend.replicas=2"], cwd=tmp_path, env={**s2d_env, "S2D_CACHE_DIR": str(clean_cache)},
+    clean = subprocess.run([*cmd, "backend.replicas=2"], cwd=tmp_path,
+                           env={**s2d_env, "S2D_CACHE_DIR": str(clean_cache)},
                            capture_output=True, text=True, timeout=900, preexec_fn=whole_machine)
     assert clean.returncode == 0, clean.stderr[-3000:]
     assert "2 replica(s)" in clean.stdout

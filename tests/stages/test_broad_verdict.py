@@ -23,7 +23,6 @@ def test_ten_items_cannot_tell_a_15_point_drop_from_none():
 
 
 def test_many_agreeing_items_hold_and_a_clear_drop_regresses():
-    n = 2000
     base = _scores([1] * 1200 + [0] * 800)
     held = _scores([1] * 1190 + [0] * 10 + [1] * 10 + [0] * 790)   # 10 lost, 10 gained
     v = verdicts({"piqa": base}, {"piqa": held}, margin=0.05)["piqa"]
