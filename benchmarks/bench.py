@@ -59,7 +59,7 @@ def cpu_flags() -> list[str]:
 
 
 def models_dir() -> Path:
-    from s2d.cli import default_cache_dir
+    from s2d.config_tree import default_cache_dir
     return Path(os.environ.get("S2D_MODELS_DIR") or Path(default_cache_dir()) / "models")
 
 

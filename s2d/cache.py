@@ -77,6 +77,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def publish_folder(staging: str | os.PathLike, target: str | os.PathLike, done: str) -> None:
+    """Move a finished folder into place in one rename: the folder appears complete (holding its `done` file) or
+    not at all. A half folder an older or killed writer left at `target` (no `done` file) is replaced; a complete
+    one another process published first is kept."""
+    import shutil
+    staging, target = Path(staging), Path(target)
+    if target.exists() and not (target / done).exists():
+        shutil.rmtree(target)
+    try:
+        os.replace(staging, target)
+    except OSError:
+        if not (target / done).exists():
+            raise
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(plain(obj), indent=2, sort_keys=False, default=str) + "\n")
 

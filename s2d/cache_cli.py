@@ -168,7 +168,7 @@ def removable(e: Entry, staging: bool) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from s2d.cli import default_cache_dir
+    from s2d.config_tree import default_cache_dir
 
     ap = argparse.ArgumentParser(prog="s2d-cache", description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=["list", "verify", "prune"])

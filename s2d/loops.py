@@ -238,7 +238,7 @@ def compose_entry(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from s2d.cli import CONF_DIR
+    from s2d.config_tree import CONF_DIR
     try:
         if GlobalHydra.instance().is_initialized():
             return compose(config_name="config", overrides=overrides)
@@ -254,7 +254,7 @@ def check_entries(argv: list[str]) -> None:
     each entry's own config through the command line's checks (group options, unknown keys)."""
     from hydra import compose, initialize_config_dir
 
-    from s2d.cli import (
+    from s2d.config_tree import (
         CONF_DIR,
         check_config_keys,
         check_group_overrides,
@@ -324,7 +324,7 @@ def pooled_curation(stats: list[dict]) -> dict:
 def run_multitask(cfg, run_dir: Path, overrides: list[str], started, t0: float,
                   log=lambda prefix="": None) -> LoopRun:
     from s2d.cache import keyed
-    from s2d.cli import config_groups
+    from s2d.config_tree import config_groups
     from s2d.outputs import BroadScores
     from s2d.pipeline import STAGES, Engine, prepare, run_stages
     from s2d.results import blocks, run_block

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from s2d.cache import publish_folder
 from s2d.errors import UserError
 from s2d.packages import package_dir
 
@@ -85,9 +86,7 @@ def merged_model(base_path: str, adapter: str, target: str | os.PathLike) -> boo
             staging = Path(tmp) / "hf"
             merge_lora(base_path, adapter, str(staging))
             AutoTokenizer.from_pretrained(base_path).save_pretrained(str(staging))
-            if target.exists():   # a half folder a killed merge left (no config.json): replace it
-                shutil.rmtree(target)
-            os.replace(staging, target)
+            publish_folder(staging, target, "config.json")
     return False
 
 
@@ -107,11 +106,7 @@ def resolve_model_path(model_cfg, models_dir: str | os.PathLike) -> str:
             gguf = assemble_gguf(model_cfg.gguf_parts, Path(tmp))
             staging = Path(tmp) / "hf"
             convert_gguf(gguf, staging)
-            try:
-                os.replace(staging, target)   # atomic: a killed conversion leaves no half folder
-            except OSError:
-                if not (target / "config.json").exists():   # another job won the race: fine
-                    raise
+            publish_folder(staging, target, "config.json")   # another job may have won the race: fine
         return str(target)
     if os.path.isdir(path):
         if not os.path.exists(os.path.join(path, "config.json")):

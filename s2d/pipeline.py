@@ -21,7 +21,7 @@ from s2d.generation import GenerationService
 from s2d.models import resolve_model_path
 from s2d.outputs import BroadScores, Curated, Evaluated, Generated, Trained
 from s2d.registry import REGISTRIES, build
-from s2d.stages.curate import PICKS, ablation_names, target_cfg
+from s2d.stages.curate import PICKS, ablation_names, check_ablation, target_cfg
 from s2d.stages.train import DTYPES, check_launch
 
 STAGES = ("generate", "curate", "train", "evaluate", "broad")
@@ -144,8 +144,9 @@ def prepare(cfg, run_dir: Path, base: tuple[str, str] | None = None, pool: slice
     ctx.technique = build("technique", cfg.technique)   # built once; a bad config fails before any model loads
     ctx.filter = build("filter", cfg.filter)
     ctx.filter.check_task(ctx.task)
-    for name in ablation_names(cfg):   # fail before generation, not after it, on a bad ablation name
+    for name in ablation_names(cfg):   # fail before generation, not after it, on a bad ablation
         check_choice("ablation filter (ablations)", name, REGISTRIES["filter"])
+        check_ablation(cfg.filter, name)
     if base is None:
         ctx.model_path = resolve_model_path(cfg.model, cfg.paths.models_dir)
     else:

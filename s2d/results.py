@@ -1,4 +1,4 @@
-"""results.json (the record of truth, schema in shared/design.md) and the end-of-run table."""
+"""results.json (the record of truth, its schema in README.md, "results.json") and the end-of-run table."""
 from __future__ import annotations
 
 import datetime as dt

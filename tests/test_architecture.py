@@ -1,4 +1,4 @@
-"""The package's dependency rules (issue 12): plugins never reach into the pipeline, and prompt-only code never
+"""The package's dependency rules: plugins never reach into the pipeline, and prompt-only code never
 needs torch."""
 import ast
 import subprocess
@@ -41,7 +41,7 @@ def test_plugins_and_backends_never_import_a_stage_or_the_pipeline(folder):
 
 
 def test_stages_reach_backends_only_through_their_public_modules():
-    """A stage uses `s2d.backends` (make_generator, in_process_vllm_env) and `s2d.backends.base`, never one
+    """A stage uses `s2d.backends` (make_generator, lm_eval_model) and `s2d.backends.base`, never one
     backend's implementation module; only s2d/backends/ imports the vllm library itself."""
     implementations = {f"s2d.backends.{p.stem}" for p in modules_under("backends")} - \
         {"s2d.backends.__init__", "s2d.backends.base"}
@@ -51,8 +51,58 @@ def test_stages_reach_backends_only_through_their_public_modules():
     for path in sorted(PACKAGE.rglob("*.py")):
         if path.parent.name == "backends":
             continue
-        bad = {m for m in imported_modules(path) if m == "vllm" or m.startswith("vllm.")}
+        # lm-eval's vLLM model is vLLM too: it and the version patch it needs live in s2d/backends/lm_eval_models.py.
+        bad = {m for m in imported_modules(path) if m == "vllm" or m.startswith(("vllm.", "lm_eval.models.vllm"))}
         assert not bad, f"{path.relative_to(PACKAGE.parent)} imports {sorted(bad)}"
+        assert "importlib.metadata.version =" not in path.read_text(), path
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """s2d module -> the s2d modules it imports (at any depth, lazy imports included), from the code."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+    def owner(name: str) -> str | None:   # `s2d.cache.keyed` -> s2d.cache; `s2d` itself names no module's code
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name if name and name != "s2d" else None
+    return {name: {o for m in imported_modules(path) if m.startswith("s2d") and (o := owner(m)) not in (None, name)}
+            for name, path in modules.items()}
+
+
+def test_the_package_has_no_import_circle():
+    """Strongly connected components of the import graph (Tarjan): every one is a single module."""
+    graph, index, low, stack, on_stack, circles = import_graph(), {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+    for v in graph:
+        if v not in index:
+            visit(v)
+    assert len(graph) > 40 and graph["s2d.cli"]      # the graph is really read from the code
+    assert not circles, f"import circles: {circles}"
 
 
 def test_techniques_and_the_backend_base_load_without_torch():

@@ -42,3 +42,21 @@ def test_code_versions_change_keys_only_when_bumped():
     assert code_versions(task=v1, technique=v1) == {}                   # keys made before versions still hold
     assert code_versions(task=v2, technique=v1) == {"code_versions": {"task": 2}}
     assert cache_key({"a": 1, **code_versions(task=v2)}) != cache_key({"a": 1, **code_versions(task=v1)})
+
+
+def test_a_folder_is_published_whole_replacing_a_half_one_and_keeping_a_complete_one(tmp_path):
+    from s2d.cache import publish_folder
+
+    def staged(name, marker=True):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "weights").write_text(name)
+        if marker:
+            (folder / "done.json").write_text("{}")
+        return folder
+    target = tmp_path / "model"
+    half = staged("model", marker=False)                 # what a killed writer of an older version left
+    publish_folder(staged("first"), target, "done.json")
+    assert (target / "weights").read_text() == "first" and not (tmp_path / "first").exists() and half == target
+    publish_folder(staged("second"), target, "done.json")  # another process won the race: its folder stays
+    assert (target / "weights").read_text() == "first"

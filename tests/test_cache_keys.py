@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from s2d.cache import cache_key
-from s2d.cli import CONF_DIR
+from s2d.config_tree import CONF_DIR
 from s2d.generation import generation_payload
 from s2d.pipeline import Context, pool_payload
 from s2d.registry import build

@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from s2d.cli import CONF_DIR, config_groups
+from s2d.config_tree import CONF_DIR, config_groups
 from s2d.pipeline import validate
 from s2d.registry import build
 
@@ -84,6 +84,9 @@ def _s2d(*args):
     (["tasks=[{task: addition, technique: cot, filter: none}]", "model.path=/no/such/dir"],
      "model.path='/no/such/dir'"),
     (["rounds=2", "model.path=/no/such/dir"], "model.path='/no/such/dir'"),
+    # An ablation runs on the run filter's config: USC's template is not in filter=majority's (before any model).
+    (["filter=majority", "ablations=[usc]"], "ablation filter 'usc' (ablations) needs its own keys fallback_sizes, "
+                                             "max_new_tokens, max_prompt_tokens, template, which filter=majority"),
 ])
 def test_bad_input_is_one_line_and_nonzero(args, needle):
     r = _s2d(*args)
@@ -117,19 +120,20 @@ def test_a_typo_in_an_experiment_file_is_one_line_naming_key_and_file(tmp_path, 
     """Hydra would merge `data: {train_sise: 3}` beside the real key and run the defaults; s2d stops first."""
     import shutil
 
-    import s2d.cli
+    import s2d.config_tree
+    import s2d.errors
     conf = tmp_path / "conf"
     shutil.copytree(CONF_DIR, conf)
     (conf / "experiment" / "typo.yaml").write_text("# @package _global_\ndata:\n  train_sise: 3\n")
-    monkeypatch.setattr(s2d.cli, "CONF_DIR", conf)
-    with pytest.raises(s2d.cli.UserError, match=r"unknown config key 'data.train_sise' in "
+    monkeypatch.setattr(s2d.config_tree, "CONF_DIR", conf)
+    with pytest.raises(s2d.errors.UserError, match=r"unknown config key 'data.train_sise' in "
                                                 r"conf/experiment/typo.yaml; valid keys under 'data': seed, "):
-        s2d.cli.check_config_keys(["experiment=typo"])
+        s2d.config_tree.check_config_keys(["experiment=typo"])
     for name in config_groups_of(conf)["experiment"]:   # every shipped experiment passes
         if name != "typo":
-            s2d.cli.check_config_keys([f"experiment={name}"])
+            s2d.config_tree.check_config_keys([f"experiment={name}"])
     # an experiment's keys for a group the command line switched are no typo (demo sizes the quick benchmarks)
-    s2d.cli.check_config_keys(["experiment=demo", "benchmarks=none", "ablations=[]"])
+    s2d.config_tree.check_config_keys(["experiment=demo", "benchmarks=none", "ablations=[]"])
 
 
 def config_groups_of(conf):
@@ -164,6 +168,6 @@ def test_every_plugin_declares_its_keys(group, option):
 
 def test_a_key_only_an_experiment_file_sets_can_be_overridden():
     """`tasks.1.weight` exists only once experiment=multitask put the tasks list there."""
-    from s2d.cli import check_config_keys
+    from s2d.config_tree import check_config_keys
 
     check_config_keys(["experiment=multitask", "tasks.1.weight=2.0"])   # no UserError

@@ -15,9 +15,11 @@ def make_generator(backend_cfg, base_path: str, checkpoint: str | None = None, k
                  trust_remote_code=trust_remote_code)
 
 
-def in_process_vllm_env() -> dict[str, str]:
-    """The environment a vLLM engine started in this process needs (lm-eval's own vLLM model in the broad stage):
-    the CPU backend's settings (`vllm_backend.cpu_env`, on every core), nothing on a GPU. Stages ask here rather than
-    reach into the vLLM backend's module."""
-    from s2d.backends.vllm_backend import cpu_env, on_cuda
-    return {} if on_cuda() else cpu_env({})
+def lm_eval_model(model_type: str, model_path: str, adapter: str | None, dtype: str, batch_size: int,
+                  trust_remote_code: bool, seed: int, devices: dict):
+    """lm-eval's model for `benchmarks.model_type` (hf or vllm) over the base model or a trained one
+    (s2d/backends/lm_eval_models.py); `devices`: lm-eval's own multi-device options."""
+    from s2d.backends.lm_eval_models import make_lm, make_vllm_lm
+    if model_type == "vllm":
+        return make_vllm_lm(model_path, adapter, dtype, trust_remote_code, seed, devices)
+    return make_lm(model_path, adapter, dtype, batch_size, trust_remote_code, devices)

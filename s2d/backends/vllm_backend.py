@@ -97,7 +97,7 @@ def cpu_env(cfg, cores: set[int] | None = None) -> dict[str, str]:
     """Environment for vLLM's CPU backend on `cores` (default: every core this process may use). The engine core and
     its executor run inside our worker (one process, so that `_patch_cpu_top_p` reaches the sampler), where vLLM
     would cut torch to 1 thread unless OMP_NUM_THREADS says otherwise; its own multi-process default also keeps one
-    core back for the front end (measured 283 vs 443 tok/s on 2 cores, issue 10). Its malloc backs large blocks
+    core back for the front end (measured 283 vs 443 tok/s on 2 cores). Its malloc backs large blocks
     with transparent huge pages (`huge_pages_tunables`): SmolLM2 on the AMD EPYC went 153 -> 196 tok/s greedy and
     143 -> 168 sampled (`benchmarks/bench.py --one vllm smollm2_135m`, with and without)."""
     cores = set(cores if cores is not None else os.sched_getaffinity(0))

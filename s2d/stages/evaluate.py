@@ -11,7 +11,6 @@ tokens summed over every call a technique makes (the paper's #Tokens); for maj@k
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 from omegaconf import OmegaConf
@@ -21,6 +20,7 @@ from s2d.errors import UserError, check_positive
 from s2d.outputs import Evaluated
 from s2d.stats import accuracy_interval
 from s2d.techniques.chain import system1_technique
+from s2d.votes import majority_vote
 
 
 @dataclass
@@ -184,12 +184,6 @@ def score(task, items, records) -> dict:
                "n": n, "unparsed": unparsed,
                "unparsed_rate": unparsed / n, "calls_per_input": calls / n, **task.extra_metrics(samples, items)}
     return {"metrics": metrics, "samples": samples}
-
-
-def majority_vote(answers: list[str | None]) -> str | None:
-    """The most frequent parsed answer (the first seen wins a tie), None if nothing parsed."""
-    votes = Counter(a for a in answers if a is not None)
-    return max(votes, key=lambda a: (votes[a], -answers.index(a))) if votes else None
 
 
 def compute_matched_k(system1_tokens: float, system2_tokens: float) -> int:

@@ -284,7 +284,7 @@ def train(spec: dict) -> None:
     """Fine-tune, retrying at half the batch size (twice the accumulation: the same effective batch) when a batch
     does not fit in memory, then move the finished model into the cache atomically."""
     from s2d.backends.base import is_out_of_memory
-    from s2d.cache import atomic_write_json
+    from s2d.cache import atomic_write_json, publish_folder
 
     cfg, target = dict(spec["training"]), Path(spec["target"])
     while True:
@@ -309,9 +309,7 @@ def train(spec: dict) -> None:
                                                    "batch_size": int(cfg["batch_size"]),
                                                    "grad_accum": int(cfg["grad_accum"]),
                                                    "log_history": trainer.state.log_history})
-    if target.exists():          # a previous run died after rename? it had no s2d_train.json: replace
-        shutil.rmtree(target)
-    os.replace(staging, target)  # atomic: the checkpoint appears complete or not at all
+    publish_folder(staging, target, "s2d_train.json")   # the checkpoint appears complete or not at all
     shutil.rmtree(staging_folder(target), ignore_errors=True)
 
 

@@ -1,5 +1,5 @@
 """Multi-operand addition (`What is 23 + 45 + 67?`): a symbolic task close in spirit to the paper's last-letter and
-coin-flip tasks (not one of the paper's), where small embedded models gain from CoT (issue 3's measurements)."""
+coin-flip tasks (not one of the paper's), where small embedded models gain from CoT."""
 from __future__ import annotations
 
 import random

@@ -75,8 +75,6 @@ class MTBenchJudge(Task):
         answer_max_new_tokens: int = MISSING
         answer_temperature: float = MISSING
 
-    needs_model_answers = True
-
     def __init__(self, cfg):
         super().__init__(cfg)
         self.needs_model_answers = not cfg.get("labels_path")

@@ -5,8 +5,9 @@ import subprocess
 import pytest
 from omegaconf import OmegaConf
 
+from s2d.backends.lm_eval_models import make_lm
 from s2d.broad_data import SHIPPED, prepare_tasks
-from s2d.stages.broad import lm_eval_scores, make_lm, make_plan
+from s2d.stages.broad import lm_eval_scores, make_plan
 from tests.integration.conftest import PYTHON
 
 pytestmark = pytest.mark.integration

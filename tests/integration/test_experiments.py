@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from s2d.cli import config_groups
+from s2d.config_tree import config_groups
 from tests.test_config import _compose
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Faults a run must survive without a traceback or lost work (issue 13)."""
+"""Faults a run must survive without a traceback or lost work."""
 import pytest
 
 from tests.helpers.wandb_log import offline_summary

@@ -1,4 +1,4 @@
-"""Every technique, filter and task of the paper at tiny size on the real embedded model (issue 5).
+"""Every technique, filter and task of the paper at tiny size on the real embedded model.
 
 Token counts of multi-call techniques are checked against the cached call records: a trace's tokens are the sum
 of its calls' tokens, and BSM makes 1 branch + one solve per criterion (+ 1 merge) calls.

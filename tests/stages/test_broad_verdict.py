@@ -52,11 +52,13 @@ def test_lm_eval_gets_its_own_multi_device_options_from_benchmarks_devices(monke
     from lm_eval.models import huggingface
     from omegaconf import OmegaConf
 
+    from s2d.backends import lm_eval_model
+    from s2d.backends.vllm_backend import cpu_env, on_cuda
     from s2d.stages import broad
     from tests.test_config import _compose
     seen = {}
     monkeypatch.setattr(huggingface, "HFLM", lambda **kw: seen.setdefault("hf", kw))
-    broad.make_lm("m", None, "float32", 4, devices={"parallelize": True})
+    lm_eval_model("hf", "m", None, "float32", 4, False, 0, {"parallelize": True})
     assert seen["hf"]["parallelize"] is True and seen["hf"]["pretrained"] == "m"
 
     import sys
@@ -64,14 +66,13 @@ def test_lm_eval_gets_its_own_multi_device_options_from_benchmarks_devices(monke
 
     import lm_eval.models
 
-    from s2d.backends import in_process_vllm_env
-    for key, value in in_process_vllm_env().items():   # make_vllm_lm sets them: restored after the test
+    for key, value in ({} if on_cuda() else cpu_env({})).items():   # make_vllm_lm sets them: restored after
         monkeypatch.setenv(key, value)
     stub = types.SimpleNamespace(VLLM=lambda **kw: seen.setdefault("vllm", kw))
     monkeypatch.setitem(sys.modules, "lm_eval.models.vllm_causallms", stub)
     monkeypatch.setattr(lm_eval.models, "vllm_causallms", stub, raising=False)
-    broad.make_vllm_lm("m", None, "float32", False, 0,
-                       devices={"tensor_parallel_size": 8, "data_parallel_size": 2, "max_model_len": 8192})
+    lm_eval_model("vllm", "m", None, "float32", 4, False, 0,
+                  {"tensor_parallel_size": 8, "data_parallel_size": 2, "max_model_len": 8192})
     assert {k: seen["vllm"][k] for k in ("tensor_parallel_size", "data_parallel_size", "max_model_len")} == \
         {"tensor_parallel_size": 8, "data_parallel_size": 2, "max_model_len": 8192}
 
