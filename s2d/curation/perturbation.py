@@ -9,7 +9,7 @@ one is mapped back (`unperturb`, e.g. [[B]] on the swapped pair means [[A]] on t
 from __future__ import annotations
 
 from s2d.cache import plain
-from s2d.curation.filters import Filter
+from s2d.curation.base import Filter
 from s2d.errors import UserError
 from s2d.registry import register, registered_all
 from s2d.tasks.base import Task

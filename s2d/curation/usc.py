@@ -18,7 +18,7 @@ from typing import List, Optional
 from omegaconf import MISSING
 
 from s2d.cache import code_versions, plain
-from s2d.curation.filters import Filter
+from s2d.curation.base import Filter
 from s2d.errors import check_positive
 from s2d.registry import register
 from s2d.schema import FilterConfig

@@ -20,7 +20,7 @@ from s2d.backends.base import Sampling
 from s2d.errors import check_choice, check_positive
 from s2d.registry import register
 from s2d.schema import TechniqueConfig
-from s2d.techniques.chain import Technique, fill, trace
+from s2d.techniques.base import Technique, fill, trace
 
 LIST_ITEM = re.compile(r"^\s*(?:\d+\s*[.):]|[-*•])\s*(.+)$")
 SCORE = re.compile(r"(?<![\d.])([1-5])(?:\s*/\s*5)?(?![\d.])")
