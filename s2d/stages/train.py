@@ -134,6 +134,7 @@ def launch(spec: dict) -> None:
     import json
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
+    proc = None
     try:
         proc = start(spec["training"], f.name)
         if proc.wait() != 0:
@@ -141,6 +142,12 @@ def launch(spec: dict) -> None:
                                "command again to resume from its last checkpoint (training.save_steps="
                                f"{spec['training'].get('save_steps')})")
     finally:
+        # Leaving early (a preempted Slurm job's SystemExit, Ctrl-C): stop the training now. PR_SET_PDEATHSIG
+        # only fires once this process is gone, which its exit handlers (W&B's among them) delay by seconds, in
+        # which an orphaned training could finish and publish while the requeued job starts on the same key.
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
         os.unlink(f.name)
 
 
