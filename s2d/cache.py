@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -39,15 +39,6 @@ def keyed(cache_dir: str | os.PathLike, payload: dict) -> str:
     if not index.exists():
         atomic_write_json(index, payload)
     return key
-
-
-def code_versions(**plugins) -> dict:
-    """The code versions of the plugins a cached result depends on (a task's extraction, a technique's program, a
-    filter's rule), for its key. Each plugin class has `version = 1`; bump it when a change alters outputs (say
-    `extract` now parses differently) and every cached result it touched is recomputed. Version 1 adds nothing,
-    so keys made before versions existed still hold."""
-    changed = {kind: int(getattr(p, "version", 1)) for kind, p in plugins.items() if getattr(p, "version", 1) != 1}
-    return {"code_versions": changed} if changed else {}
 
 
 def recorded_generations(cache_dir: str | os.PathLike, label: str) -> Iterable[tuple[dict, Path]]:
@@ -108,6 +99,30 @@ def locked(path: str | os.PathLike):
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def once(entry: str | os.PathLike, done: str | os.PathLike, compute: Callable[[], None]) -> bool:
+    """The key -> cached? -> compute -> write phase of every stage whose output is whole (a distillation set, a
+    checkpoint, a model's benchmark scores): under the entry's lock, so that a sibling job of a parallel sweep waits
+    and then finds the entry, `compute()` (which writes it atomically) unless `done` exists. Returns whether it
+    was cached. Generations are resumable per item instead (s2d/generation.py)."""
+    with locked(entry):
+        if Path(done).exists():
+            return True
+        compute()
+        return False
+
+
+def cached_json(path: str | os.PathLike, compute: Callable[[], Any]) -> tuple[Any, bool]:
+    """(the JSON at `path`, True), or (`compute()`, False) after writing it there atomically (`once`)."""
+    made = []
+
+    def make() -> None:
+        made.append(compute())
+        atomic_write_json(path, made[0])
+
+    cached = once(path, path, make)
+    return (read_json(path) if cached else made[0]), cached
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -14,7 +14,8 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
-from s2d.cache import JsonlStore, cache_key, keyed, locked
+from s2d import keys
+from s2d.cache import JsonlStore, keyed, locked
 
 
 @dataclass
@@ -36,7 +37,7 @@ class GenerationService:
     model_identity: dict                  # what makes generations of this model reproducible (part of every key)
     generator: Callable[[], object]       # the base-model generator, loaded on first use
     technique: object = None              # the run's System 2 technique, built once
-    pool_payload: dict = field(default_factory=dict)   # cache-key payload of System 2 over the unlabeled pool
+    pool_payload: dict = field(default_factory=dict)   # keys.pool: System 2 over the unlabeled pool
     pool_key: str | None = None           # the key of those generations, once they exist
 
     def run(self, label: str, technique, items, n_samples: int, temperature: float, top_p: float,
@@ -45,22 +46,12 @@ class GenerationService:
                                     gen_factory)
 
 
-def generation_payload(key_payload: dict, n_samples: int, temperature: float, top_p: float) -> dict:
-    """The cache-key payload of a technique's generations: what they were made from and how they were sampled."""
-    return {"kind": "generations", "version": 1, **key_payload,
-            "n_samples": n_samples, "temperature": temperature, "top_p": top_p}
-
-
 def run_technique_cached(service: GenerationService, label: str, technique, items, n_samples: int,
                          temperature: float, top_p: float, key_payload: dict, gen_factory=None) -> GenerationResult:
-    key = keyed(service.cache_dir, generation_payload(key_payload, n_samples, temperature, top_p))
+    key = keyed(service.cache_dir, keys.generations(key_payload, n_samples, temperature, top_p))
     path = Path(service.cache_dir) / "generations" / f"{label}-{key}" / "records.jsonl"
     with locked(path):   # sibling jobs of a parallel sweep wait here, then read what this one generated
         return _run_locked(service, label, technique, items, n_samples, temperature, top_p, key, path, gen_factory)
-
-
-def input_hash(item) -> str:
-    return cache_key(item.inputs(), length=12)
 
 
 def _is_done(done: dict, item, s: int, digest: str) -> bool:
@@ -75,7 +66,7 @@ def _run_locked(service, label, technique, items, n_samples, temperature, top_p,
     store = JsonlStore(path)
     done = store.load()
     wanted = [(item, s) for item in items for s in range(n_samples)]
-    digests = {item.id: input_hash(item) for item in items}
+    digests = {item.id: keys.input_digest(item) for item in items}
     # Item-samples to generate: all of an item's samples on a fresh or resumed run; only the lost ones where a
     # damaged record was dropped.
     missing = {item.id: [s for s in range(n_samples) if not _is_done(done, item, s, digests[item.id])]

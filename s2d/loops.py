@@ -127,7 +127,7 @@ def next_base(ctx) -> tuple[tuple[str, str | None], bool]:
 
 
 def run_rounds(cfg, run_dir: Path, started, t0: float, log=lambda prefix="": None) -> LoopRun:
-    from s2d.generation import input_hash
+    from s2d.keys import input_digest
     from s2d.pipeline import prepare, run_stages
     from s2d.results import blocks, run_block
 
@@ -143,9 +143,9 @@ def run_rounds(cfg, run_dir: Path, started, t0: float, log=lambda prefix="": Non
         pool = round_pool(k, size)
         ctx = prepare(cfg, run_dir / f"round{k}", base=base, pool=pool)
         ctx.log = log(f"round{k}/")
-        test = [(i.id, input_hash(i)) for i in ctx.test_items]
+        test = [(i.id, input_digest(i)) for i in ctx.test_items]
         first_test = first_test or test
-        pool_sig = [(i.id, input_hash(i)) for i in ctx.train_items]
+        pool_sig = [(i.id, input_digest(i)) for i in ctx.train_items]
         check_round_data(str(cfg.task.name), k, test, first_test, pool_sig, size, earlier)
         earlier |= {h for _, h in pool_sig}
         try:
@@ -323,6 +323,7 @@ def pooled_curation(stats: list[dict]) -> dict:
 
 def run_multitask(cfg, run_dir: Path, overrides: list[str], started, t0: float,
                   log=lambda prefix="": None) -> LoopRun:
+    from s2d import keys
     from s2d.cache import keyed
     from s2d.config_tree import config_groups
     from s2d.outputs import BroadScores
@@ -350,8 +351,8 @@ def run_multitask(cfg, run_dir: Path, overrides: list[str], started, t0: float,
         weights = {e["name"]: e["weight"] for e in entries}
         start = time.perf_counter()
         mixed = mix({n: c.curated.examples for n, c in contexts.items()}, weights, int(cfg.seed))
-        mix_key = keyed(first.cache_dir, {"kind": "mix", "version": 1, "seed": int(cfg.seed),
-                                          "sets": {n: [c.curated.key, weights[n]] for n, c in contexts.items()}})
+        mix_key = keyed(first.cache_dir, keys.mix(int(cfg.seed), {n: [c.curated.key, weights[n]]
+                                                                  for n, c in contexts.items()}))
         counts = {n: sum(e["task"] == n for e in mixed) for n in contexts}
         write_distill_set(joint.run_dir / DISTILL_FILE, mixed)   # the mix's counts: results.json's `joint`
         joint.trained = train_cached(joint, mixed, mix_key, "checkpoint")

@@ -13,15 +13,15 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from s2d import schema
+from s2d import keys, schema
 from s2d.backends.base import resolve_dtype
-from s2d.cache import code_versions, plain
+from s2d.cache import plain
 from s2d.errors import check_choice, check_positive, check_target_template
 from s2d.generation import GenerationService
 from s2d.models import resolve_model_path
 from s2d.outputs import BroadScores, Curated, Evaluated, Generated, Trained
 from s2d.registry import REGISTRIES, build
-from s2d.stages.curate import PICKS, ablation_names, check_ablation, target_cfg
+from s2d.stages.curate import PICKS, ablation_names, check_ablation
 from s2d.stages.train import DTYPES, check_launch
 
 STAGES = ("generate", "curate", "train", "evaluate", "broad")
@@ -110,7 +110,7 @@ def validate(cfg) -> None:
     check_positive("training.epochs", cfg.training.epochs)
     check_positive("training.batch_size", cfg.training.batch_size)
     check_positive("training.learning_rate", cfg.training.learning_rate)
-    target = target_cfg(cfg)
+    target = keys.target(cfg)
     for what, template in (("task.target_template", cfg.task.get("target_template")),
                            ("target.template", target["template"])):
         if template:
@@ -118,15 +118,6 @@ def validate(cfg) -> None:
     check_choice("training.dtype", str(cfg.training.get("dtype", "auto")), DTYPES)
     check_launch(cfg.training)
     check_choice("target.pick", target["pick"], PICKS)
-
-
-def pool_payload(cfg, model_identity: dict, task=None, technique=None) -> dict:
-    """The cache-key payload of System 2 over the unlabeled pool: everything its outputs depend on (model,
-    technique prompts, task data, sampling seed), never the training or filter choice, so sweeps over those reuse
-    one generation. The data seed is in it only where it differs from the run seed, so older keys still hold."""
-    data_seed = {} if int(cfg.data.seed) == int(cfg.seed) else {"data_seed": int(cfg.data.seed)}
-    return {"model": model_identity, "task": plain(cfg.task), "technique": plain(cfg.technique),
-            "seed": int(cfg.seed), "split": "train", **data_seed, **code_versions(task=task, technique=technique)}
 
 
 def prepare(cfg, run_dir: Path, base: tuple[str, str] | None = None, pool: slice | None = None,
@@ -154,7 +145,7 @@ def prepare(cfg, run_dir: Path, base: tuple[str, str] | None = None, pool: slice
     ctx.service = GenerationService(cache_dir=ctx.cache_dir, seed=int(cfg.seed),
                                     batch_size=int(cfg.backend.batch_size), model_identity=ctx.model_identity,
                                     generator=ctx.generator, technique=ctx.technique,
-                                    pool_payload=pool_payload(cfg, ctx.model_identity, ctx.task, ctx.technique))
+                                    pool_payload=keys.pool(cfg, ctx.model_identity, ctx.task, ctx.technique))
     data = cfg.data if pool is None else OmegaConf.create({**plain(cfg.data), "train_size": int(pool.stop)})
     ctx.train_items, ctx.test_items = ctx.task.build_splits(ctx.service, data)
     if pool is not None:

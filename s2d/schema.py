@@ -10,7 +10,7 @@ Why the dataclasses check the YAML files rather than being merged into them thro
 schema merged into a config adds every optional field it declares (`fields: {}`, `prefill: null`, ...) to every
 config that does not set it, and every cache key hashes the resolved task and technique configs: each cached
 generation would be recomputed although nothing it depends on changed. Checked this way, a config resolves to
-exactly what its YAML files say (`tests/test_cache_keys.py` pins the demo's key).
+exactly what its YAML files say (`tests/test_keys.py` pins every kind of key).
 """
 from __future__ import annotations
 

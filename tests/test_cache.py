@@ -34,16 +34,6 @@ def test_atomic_write_json_leaves_no_temp_files(tmp_path):
     assert json.loads((tmp_path / "out.json").read_text())["a"] == 1
 
 
-def test_code_versions_change_keys_only_when_bumped():
-    from types import SimpleNamespace
-
-    from s2d.cache import cache_key, code_versions
-    v1, v2 = SimpleNamespace(version=1), SimpleNamespace(version=2)
-    assert code_versions(task=v1, technique=v1) == {}                   # keys made before versions still hold
-    assert code_versions(task=v2, technique=v1) == {"code_versions": {"task": 2}}
-    assert cache_key({"a": 1, **code_versions(task=v2)}) != cache_key({"a": 1, **code_versions(task=v1)})
-
-
 def test_a_folder_is_published_whole_replacing_a_half_one_and_keeping_a_complete_one(tmp_path):
     from s2d.cache import publish_folder
 

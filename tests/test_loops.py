@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from s2d.errors import UserError
-from s2d.generation import input_hash
+from s2d.keys import input_digest
 from s2d.loops import (
     assemble_multitask,
     assemble_rounds,
@@ -49,7 +49,7 @@ def test_rounds_see_the_same_test_split_and_fresh_disjoint_pools(task):
         assert test == first_test
         pool = train[round_pool(k, size)]
         assert len(pool) == size and pool == t.splits(0, 3 * size, test_size)[0][round_pool(k, size)]
-        hashes = {input_hash(i) for i in pool}
+        hashes = {input_digest(i) for i in pool}
         assert not hashes & seen
         seen |= hashes
     assert t.splits(0, 3 * size, test_size)[0][:size] == first_train

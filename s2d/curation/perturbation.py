@@ -8,7 +8,7 @@ one is mapped back (`unperturb`, e.g. [[B]] on the swapped pair means [[A]] on t
 """
 from __future__ import annotations
 
-from s2d.cache import plain
+from s2d import keys
 from s2d.curation.base import Filter
 from s2d.errors import UserError
 from s2d.registry import register, registered_all
@@ -39,8 +39,7 @@ class Perturbation(Filter):
         if any(p is None for p in perturbed):
             raise UserError(f"filter=perturbation: task '{task.name}' gave no perturbation of an input")
         result = service.run("train-perturbed", service.technique, perturbed, self.samples_per_input,
-                             self.temperature, self.top_p, {**service.pool_payload, "perturbed": True,
-                                                            "filter": plain(self.cfg)})
+                             self.temperature, self.top_p, keys.perturbed(service.pool_payload, self.cfg))
         chosen = {}
         for item, twin in zip(items, perturbed):
             outputs = [r["output"] for r in records[item.id]]

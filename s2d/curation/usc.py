@@ -17,7 +17,7 @@ from typing import List, Optional
 
 from omegaconf import MISSING
 
-from s2d.cache import code_versions, plain
+from s2d import keys
 from s2d.curation.base import Filter
 from s2d.errors import check_positive
 from s2d.registry import register
@@ -101,9 +101,7 @@ class UniversalSelfConsistency(Filter):
         composed = {}
         if usc_items:
             result = service.run("usc", self.usc_technique(), usc_items, 1, 0.0, 1.0,
-                                 {"generations": service.pool_key, "filter": plain(self.cfg),
-                                  **code_versions(filter=self),
-                                  "model": service.model_identity, "items": [i.id for i in usc_items]})
+                                 keys.usc(service.pool_key, self.cfg, self, service.model_identity, usc_items))
             composed = {i.id: final_text(result.records[i.id][0]["output"]) for i in usc_items}
         chosen = {}
         for item in items:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from s2d import keys
 from s2d.broad_data import SHIPPED, count_docs, prepare_tasks
-from s2d.cache import atomic_write_json, keyed, locked, plain, read_json
+from s2d.cache import cached_json, keyed, plain
 from s2d.errors import check_choice
 from s2d.outputs import BroadScores
 from s2d.stats import detectable_drop, holm, paired
@@ -29,15 +30,13 @@ def run(ctx) -> BroadScores:
     if not bcfg.get("tasks"):
         return BroadScores(broad={}, cached=True, info={"skipped": True})
     plan = make_plan(ctx.cache_dir, bcfg, int(ctx.cfg.data.seed))
-    # Scores depend on the model and lm-eval's model type (in the plan), not on the generation backend.
-    model = {k: v for k, v in ctx.model_identity.items() if k != "engine"}
-    base_key = keyed(ctx.cache_dir, {"kind": "broad", "version": 1, "model": model, "plan": plan})
+    base_key = keyed(ctx.cache_dir, keys.broad_scores(plan, model_identity=ctx.model_identity))
     base, base_cached = evaluate_cached(ctx, base_key, plan, ctx.model_path, None)
     train = ctx.trained
     if train.path is None:          # nothing was trained: the distilled model is the base model
         distilled, dist_cached = base, True
     else:
-        dist_key = keyed(ctx.cache_dir, {"kind": "broad", "version": 1, "checkpoint": train.key, "plan": plan})
+        dist_key = keyed(ctx.cache_dir, keys.broad_scores(plan, checkpoint=train.key))
         lora = ctx.cfg.training.method == "lora"
         distilled, dist_cached = evaluate_cached(ctx, dist_key, plan,
                                                  ctx.model_path if lora else train.path,
@@ -69,22 +68,17 @@ def make_plan(cache_dir, bcfg, seed: int) -> dict:
             "batch_size": int(bcfg.batch_size), "bootstrap_iters": int(bcfg.bootstrap_iters)}
     model_type = str(bcfg.get("model_type") or "hf")
     check_choice("benchmarks.model_type", model_type, MODEL_TYPES)
-    if model_type != "hf":   # only then, so that the cache keys of hf scores stay what they were
-        plan["model_type"] = model_type
-    return plan
+    return {**plan, **keys.broad_plan_settings(model_type)}
 
 
 def evaluate_cached(ctx, key: str, plan: dict, model_path: str, adapter: str | None) -> tuple[dict, bool]:
-    path = Path(ctx.cache_dir) / "broad" / f"{key}.json"
-    with locked(path):   # a sweep scores the base model once, also with parallel jobs
-        if path.exists():
-            return read_json(path), True
+    def score() -> dict:   # once per model and plan: a sweep scores the base model once, also in parallel jobs
         ctx.release_generator()
-        scores = lm_eval_scores(plan, model_path, adapter, ctx.cfg.backend.dtype,
-                                bool(ctx.cfg.model.get("trust_remote_code", False)), int(ctx.cfg.data.seed),
-                                plain(ctx.cfg.benchmarks.get("devices")) or {})
-        atomic_write_json(path, scores)
-    return scores, False
+        return lm_eval_scores(plan, model_path, adapter, ctx.cfg.backend.dtype,
+                              bool(ctx.cfg.model.get("trust_remote_code", False)), int(ctx.cfg.data.seed),
+                              plain(ctx.cfg.benchmarks.get("devices")) or {})
+
+    return cached_json(Path(ctx.cache_dir) / "broad" / f"{key}.json", score)
 
 
 def lm_eval_scores(plan: dict, model_path: str, adapter: str | None, dtype: str, trust_remote_code: bool,

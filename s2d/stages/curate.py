@@ -12,7 +12,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from s2d.cache import atomic_write_json, code_versions, keyed, plain, read_json
+from s2d import keys
+from s2d.cache import cached_json, keyed
 from s2d.errors import UserError
 from s2d.export import DISTILL_FILE, write_distill_set
 from s2d.outputs import Curated
@@ -73,21 +74,11 @@ def ablation_filter_cfg(filter_cfg, name: str):
 
 def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
     filt = filt or build("filter", filter_cfg)
-    target = target_cfg(ctx.cfg)
-    # The run-level target choices are in the key only where they differ from the defaults, so keys made before they
-    # existed still hold.
-    key = keyed(ctx.cache_dir, {"kind": "curate", "version": 1, "generations": ctx.generated.key,
-                                "filter": plain(filter_cfg), "task": plain(ctx.cfg.task),
-                                **({"target": target} if target != DEFAULT_TARGET else {}),
-                                **code_versions(task=ctx.task, filter=filt),
-                                "items": [i.id for i in ctx.train_items]})
+    key = keyed(ctx.cache_dir, keys.distill_set(ctx.cfg, ctx.generated.key, filter_cfg, ctx.task, filt,
+                                                ctx.train_items))
     path = Path(ctx.cache_dir) / "distill_sets" / f"{key}.json"
-    cached = path.exists()
-    if cached:
-        data = read_json(path)
-    else:
-        data = curate(ctx.task, filt, ctx.train_items, ctx.generated.records, ctx.service, **target)
-        atomic_write_json(path, data)
+    data, cached = cached_json(path, lambda: curate(ctx.task, filt, ctx.train_items, ctx.generated.records,
+                                                    ctx.service, **keys.target(ctx.cfg)))
     # The diagnostics read the generations, not the set: recomputed, so sets cached before them carry them too.
     data = {**data, "stats": {**data["stats"], **diagnostics(ctx.task, ctx.train_items, ctx.generated.records,
                                                              filt.samples_per_input, data["examples"])}}
@@ -123,15 +114,7 @@ def diagnostics(task, items, records, samples: int, examples: list[dict]) -> dic
             "target_accuracy_ci95": accuracy_interval(right, len(examples))}
 
 
-DEFAULT_TARGET = {"template": None, "pick": "first"}
 PICKS = ("first", "shortest")
-
-
-def target_cfg(cfg) -> dict:
-    """The run's `target` block as plain values (`template`, `pick`), defaults filled in."""
-    target = cfg.get("target") or {}
-    return {"template": None if target.get("template") is None else str(target.get("template")),
-            "pick": str(target.get("pick") or DEFAULT_TARGET["pick"])}
 
 
 def curate(task, filt, items, records, service=None, template: str | None = None, pick: str = "first") -> dict:

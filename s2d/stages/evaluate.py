@@ -11,11 +11,11 @@ tokens summed over every call a technique makes (the paper's #Tokens); for maj@k
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from omegaconf import OmegaConf
 
-from s2d.cache import code_versions, plain
+from s2d import keys
 from s2d.errors import UserError, check_positive
 from s2d.outputs import Evaluated
 from s2d.stats import accuracy_interval
@@ -42,7 +42,7 @@ class Row:
 class RowPlan:
     row: Row
     technique: object
-    key_extra: dict = field(default_factory=dict)   # what else the row's generations depend on (the checkpoint)
+    checkpoint: str | None = None                   # the trained model's key (None: the base model)
     generator: object = None                        # factory of the trained model's generator; None: the base
     same_as: Row | None = None                      # nothing trained: the row equals this base-model row
     matched: bool = False                           # System 1 maj@k at System 2's tokens (`compute_matched_k`)
@@ -98,8 +98,7 @@ def plan_rows(ctx) -> list[RowPlan]:
                 continue   # prompt variants are scored for the run's own distilled model only
             row = Row("distilled", filter_name, variant)
             if model.path:
-                plans.append(RowPlan(row, technique, {"checkpoint": model.key},
-                                     lambda path=model.path: ctx.generator(path)))
+                plans.append(RowPlan(row, technique, model.key, lambda path=model.path: ctx.generator(path)))
             else:
                 plans.append(RowPlan(row, technique, same_as=Row("system1", variant=variant)))
     return plans
@@ -109,20 +108,18 @@ def score_rows(ctx, plans: list[RowPlan], known: dict | None = None) -> tuple[di
     """Generate (or read from the cache) and score each planned row; maj@k rows where `eval.votes` asks. `known`:
     rows scored before (the compute-matched row needs System 1's and System 2's tokens)."""
     task, items, cfg = ctx.task, ctx.test_items, ctx.cfg
-    base = {"model": ctx.model_identity, "task": plain(cfg.task), "seed": int(cfg.data.seed), "split": "test"}
     votes = sorted({int(k) for k in cfg.eval.get("votes") or [1]})
     for k in votes:
         check_positive("eval.votes", k)
     rows, samples, cached = {}, {}, True
     for plan in [p for p in plans if p.same_as is None]:
         name, technique = plan.row.name, plan.technique
-        payload = {**base, "technique": plain(technique.cfg), **plan.key_extra,
-                   **code_versions(task=task, technique=technique)}
+        payload = keys.evaluation_row(cfg, ctx.model_identity, task, technique, plan.checkpoint)
         if plan.matched:
             seen = {**(known or {}), **rows}
             k = compute_matched_k(seen["system1"]["tokens_per_input"], seen["system2"]["tokens_per_input"])
             sampled = ctx.service.run("eval-system1-sampled", technique, items, k, float(cfg.eval.temperature),
-                                      float(cfg.eval.top_p), {**payload, **sampling_seed(cfg)}, plan.generator)
+                                      float(cfg.eval.top_p), keys.sampled_row(cfg, payload), plan.generator)
             rows[name], samples[name] = majority_row(task, items, sampled.records, k)
             cached &= sampled.generated == 0
             continue
@@ -132,7 +129,7 @@ def score_rows(ctx, plans: list[RowPlan], known: dict | None = None) -> tuple[di
         if votes[-1] > 1 and plan.row.variant is None:
             sampled = ctx.service.run(f"eval-{name}-sampled", technique, items, votes[-1],
                                       float(cfg.eval.temperature), float(cfg.eval.top_p),
-                                      {**payload, **sampling_seed(cfg)}, plan.generator)
+                                      keys.sampled_row(cfg, payload), plan.generator)
             scored["metrics"]["majority"] = majority_metrics(task, items, sampled.records, votes)
             cached &= sampled.generated == 0
         rows[name], samples[name] = scored["metrics"], scored["samples"]
@@ -141,13 +138,6 @@ def score_rows(ctx, plans: list[RowPlan], known: dict | None = None) -> tuple[di
         rows[plan.row.name] = {**rows[twin], "note": "no training examples kept; distilled = base model"}
         samples[plan.row.name] = samples[twin]
     return _in_table_order(rows, plans), _in_table_order(samples, plans), cached
-
-
-def sampling_seed(cfg) -> dict:
-    """What a sampled row's cache key needs beyond the greedy rows': the run seed, which the samples follow
-    (`GenerationService.seed`), where it differs from `data.seed` (already in the key); left out where they are
-    equal, so the keys of runs without a pinned `data.seed` stay what they were."""
-    return {} if int(cfg.seed) == int(cfg.data.seed) else {"sampling_seed": int(cfg.seed)}
 
 
 def _in_table_order(by_name: dict, plans: list[RowPlan]) -> dict:

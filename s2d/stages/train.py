@@ -12,7 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from s2d.cache import keyed, locked, plain
+from s2d import keys
+from s2d.cache import keyed, once, plain
 from s2d.outputs import Trained
 
 
@@ -26,9 +27,8 @@ def run(ctx) -> Trained:
 
 
 def checkpoint_key(ctx, distill_key: str) -> str:
-    return keyed(ctx.cache_dir, {"kind": "train", "version": 1, "distill_set": distill_key,
-                                 "model": ctx.model_identity["path"], "training": key_config(ctx.cfg.training),
-                                 "seed": int(ctx.cfg.seed)})
+    return keyed(ctx.cache_dir, keys.checkpoint(distill_key, ctx.model_identity["path"], ctx.cfg.training,
+                                                int(ctx.cfg.seed)))
 
 
 def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) -> Trained:
@@ -40,11 +40,12 @@ def train_cached(ctx, examples: list[dict], distill_key: str, link_name: str) ->
               flush=True)
         # `cached` means "redid no work": with nothing to train there is no work to redo.
         return Trained(path=None, key=key, cached=True, info={"key": key, "trained": False})
-    with locked(target):
-        cached = (target / "s2d_train.json").exists()
-        if not cached:
-            ctx.release_generator(for_training=True)   # free the generation model's GPU memory
-            launch(train_spec(ctx, examples, target))
+
+    def train() -> None:
+        ctx.release_generator(for_training=True)   # free the generation model's GPU memory
+        launch(train_spec(ctx, examples, target))
+
+    cached = once(target, target / "s2d_train.json", train)
     _link(ctx.run_dir / link_name, target)
     return Trained(path=str(target), key=key, cached=cached, method=cfg.method,
                    info={"key": key, "trained": True, "examples": len(examples)})
@@ -98,18 +99,7 @@ def matmul_flops(size: int = 1024, repeats: int = 8) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-# How often to checkpoint changes where a killed run resumes, not what it trains: not part of the checkpoint key.
-RESUME_ONLY = ("save_steps",)
 DTYPES = ("auto", "bfloat16", "float32")
-
-
-def key_config(training_cfg) -> dict:
-    """The training config as it enters the checkpoint key: without the resume-only keys, and without `dtype` at
-    its default (`auto`, what every run did before the key existed), so earlier checkpoints still match."""
-    cfg = {k: v for k, v in plain(training_cfg).items() if k not in RESUME_ONLY}
-    if cfg.get("dtype", "auto") == "auto":
-        cfg.pop("dtype", None)
-    return cfg
 
 
 def training_dtype(name: str, on_gpu: bool) -> str:

@@ -21,6 +21,7 @@ from typing import Optional
 
 from omegaconf import MISSING
 
+from s2d import keys
 from s2d.errors import UserError
 from s2d.packages import package_dir
 from s2d.registry import register
@@ -132,8 +133,7 @@ class MTBenchJudge(Task):
         answer = single_call("answer", "answer", "{question}", int(self.cfg.answer_max_new_tokens))
         per, temperature = int(self.cfg.answers_per_question), float(self.cfg.answer_temperature)
         result = service.run("mtbench-answers", answer, items, per, temperature, 0.95,
-                             {"model": service.model_identity, "seed": seed, "what": "mtbench turn-1 answers",
-                              "max_new_tokens": int(self.cfg.answer_max_new_tokens)})
+                             keys.mtbench_answers(service.model_identity, seed, int(self.cfg.answer_max_new_tokens)))
         return {i.id: [r["output"] for r in result.records[i.id]] for i in items}
 
     def splits(self, seed, train_size, test_size):

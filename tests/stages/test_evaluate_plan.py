@@ -23,7 +23,7 @@ def test_rows_base_first_then_each_trained_model_with_its_variants():
     assert names == ["system1", "system2", *(f"system1@{v}" for v in variants), "distilled",
                      *(f"distilled@{v}" for v in variants), "distilled[none]", "distilled[gold]"]
     by_name = {p.row.name: p for p in plans}
-    assert by_name["distilled"].key_extra == {"checkpoint": "k"} and by_name["distilled"].generator() == "/ckpt"
+    assert by_name["distilled"].checkpoint == "k" and by_name["distilled"].generator() == "/ckpt"
     assert by_name["distilled[gold]"].same_as == Row("system1")         # nothing kept: scored as the base model
     assert by_name[f"distilled@{variants[0]}"].row == Row("distilled", None, variants[0])
 

@@ -56,7 +56,8 @@ def test_training_process_backs_large_blocks_with_huge_pages_and_keeps_user_tuna
 def test_training_dtype_auto_is_fp32_on_cpu_bf16_on_gpu_and_stays_out_of_the_checkpoint_key():
     from omegaconf import OmegaConf
 
-    from s2d.stages.train import key_config, training_dtype
+    from s2d.keys import training_config as key_config
+    from s2d.stages.train import training_dtype
     assert training_dtype("auto", on_gpu=False) == "float32" and training_dtype("auto", on_gpu=True) == "bfloat16"
     assert training_dtype("bfloat16", on_gpu=False) == "bfloat16"
     base = {"method": "lora", "epochs": 3, "save_steps": 200}
