@@ -8,7 +8,7 @@ do not move on resume, so a resumed run gives the same records.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -36,9 +36,6 @@ class GenerationService:
     batch_size: int                       # inputs per cached chunk (`backend.batch_size`)
     model_identity: dict                  # what makes generations of this model reproducible (part of every key)
     generator: Callable[[], object]       # the base-model generator, loaded on first use
-    technique: object = None              # the run's System 2 technique, built once
-    pool_payload: dict = field(default_factory=dict)   # keys.pool: System 2 over the unlabeled pool
-    pool_key: str | None = None           # the key of those generations, once they exist
 
     def run(self, label: str, technique, items, n_samples: int, temperature: float, top_p: float,
             key_payload: dict, gen_factory=None) -> GenerationResult:

@@ -47,6 +47,7 @@ class Context:
     technique: object = None   # the System 2 technique, built once
     filter: object = None      # the curation filter, built once
     service: GenerationService | None = None
+    pool_payload: dict = field(default_factory=dict)   # keys.pool: what System 2's generations are made from
     train_items: list = field(default_factory=list)
     test_items: list = field(default_factory=list)
     # What each stage hands on (s2d/outputs.py), set as the stages run.
@@ -144,8 +145,8 @@ def prepare(cfg, run_dir: Path, base: tuple[str, str] | None = None, pool: slice
         ctx.model_path, ctx.base_identity = base
     ctx.service = GenerationService(cache_dir=ctx.cache_dir, seed=int(cfg.seed),
                                     batch_size=int(cfg.backend.batch_size), model_identity=ctx.model_identity,
-                                    generator=ctx.generator, technique=ctx.technique,
-                                    pool_payload=keys.pool(cfg, ctx.model_identity, ctx.task, ctx.technique))
+                                    generator=ctx.generator)
+    ctx.pool_payload = keys.pool(cfg, ctx.model_identity, ctx.task, ctx.technique)
     data = cfg.data if pool is None else OmegaConf.create({**plain(cfg.data), "train_size": int(pool.stop)})
     ctx.train_items, ctx.test_items = ctx.task.build_splits(ctx.service, data)
     if pool is not None:

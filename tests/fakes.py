@@ -7,6 +7,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from s2d.backends.base import Completion
+from s2d.curation.base import Pool
 from s2d.generation import GenerationService
 from s2d.registry import build
 
@@ -34,9 +35,13 @@ class WordTokenizer:
         return {"input_ids": text.split()}
 
 
-def fake_service(tmp_path: Path, gen, technique=None, seed=0) -> GenerationService:
-    """The service filters and tasks get, over a scripted generator (the run's technique from a config dict)."""
-    built = build("technique", OmegaConf.create(technique)) if technique else None
+def fake_service(tmp_path: Path, gen, seed=0) -> GenerationService:
+    """The service filters and tasks get, over a scripted generator."""
     return GenerationService(cache_dir=tmp_path, seed=seed, batch_size=8, model_identity={"path": "fake",
-                             "dtype": "float32"}, generator=lambda: gen, technique=built,
-                             pool_payload={"task": {"name": "t"}, "split": "train"}, pool_key="g")
+                             "dtype": "float32"}, generator=lambda: gen)
+
+
+def fake_pool(records: dict, technique: dict | None = None) -> Pool:
+    """A pool of System 2 records as a filter gets it (the technique that made them from a config dict)."""
+    built = build("technique", OmegaConf.create(technique)) if technique else None
+    return Pool(records, key="g", payload={"task": {"name": "t"}, "split": "train"}, technique=built)

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from s2d import keys
 from s2d.cache import cache_key
 from s2d.config_tree import CONF_DIR
+from s2d.curation.base import Pool
 from s2d.generation import GenerationService
 from s2d.pipeline import Context
 from s2d.registry import build
@@ -52,10 +53,9 @@ class RecordingService(GenerationService):
     """The generation service, recording the key of each generation asked for instead of generating; `passes`
     calls return empty-scored records first (a sampled row's key comes after its greedy one)."""
 
-    def __init__(self, cfg, tmp_path, pool_payload=None, passes=0):
+    def __init__(self, cfg, tmp_path, passes=0):
         super().__init__(cache_dir=tmp_path, seed=int(cfg.seed), batch_size=8, model_identity=IDENTITY,
-                         generator=lambda: None, technique=build("technique", cfg.technique),
-                         pool_payload=pool_payload or {}, pool_key="p" * 16)
+                         generator=lambda: None)
         self.keys, self.passes = [], passes
 
     def run(self, label, technique, items, n_samples, temperature, top_p, key_payload, gen_factory=None):
@@ -125,11 +125,12 @@ def stage_keys(overrides, tmp_path, monkeypatch) -> dict:
     if cfg.filter.name == "usc":
         service = RecordingService(cfg, tmp_path)
         filt.plan = lambda *a: {"a1": ("usc", ITEMS[0]), "a2": ("random", "x")}
-        out["usc"] = recorded(lambda: filt.choose(service, task, ITEMS, {}), service)
+        out["usc"] = recorded(lambda: filt.choose(service, task, ITEMS, Pool({}, key="p" * 16)), service)
     if cfg.filter.name == "perturbation":
-        service = RecordingService(cfg, tmp_path, pool_payload=pool)
+        service = RecordingService(cfg, tmp_path)
         pair = [Item("q1", "Q?", "A", {"answer_a": "x", "answer_b": "y"})]
-        out["perturbed"] = recorded(lambda: filt.choose(service, task, pair, {}), service)
+        out["perturbed"] = recorded(lambda: filt.choose(service, task, pair, Pool({}, "p" * 16, pool, technique)),
+                                    service)
     return out
 
 

@@ -75,12 +75,12 @@ def test_a_round_context_has_its_base_its_pool_slice_and_round_1_is_the_single_r
     cfg = _cfg(tmp_path)
     single = prepare(cfg, tmp_path / "run", base=("/models/base", None))
     round1 = prepare(cfg, tmp_path / "r1", base=("/models/base", None), pool=round_pool(1, 4))
-    assert single.service.pool_payload == round1.service.pool_payload
+    assert single.pool_payload == round1.pool_payload
     assert single.model_identity == round1.model_identity
     assert [i.id for i in round1.train_items] == [i.id for i in single.train_items] == [f"train-{i}" for i in range(4)]
     round2 = prepare(cfg, tmp_path / "r2", base=("/cache/merged/abc", "merged:abc"), pool=round_pool(2, 4))
     assert round2.model_identity["path"] == "merged:abc" and round2.model_path == "/cache/merged/abc"
-    assert round2.service.pool_payload["model"]["path"] == "merged:abc"
+    assert round2.pool_payload["model"]["path"] == "merged:abc"
     assert [i.id for i in round2.train_items] == [f"train-{i}" for i in range(4, 8)]
     assert round2.test_items == single.test_items
 

@@ -3,7 +3,20 @@ dropped). Filters: filters.py (majority, none, gold), usc.py (universal self-con
 (agreement under input perturbation)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from s2d.errors import UserError, check_positive
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What a filter curates: System 2's generations over the unlabeled pool (item id -> one trace per sample),
+    and for filters that call the model again (USC, perturbation) what keys their own generations: the pool's
+    key, what it was made from (`keys.pool`) and the technique that made it."""
+    records: dict[str, list[dict]]
+    key: str = ""
+    payload: dict = field(default_factory=dict)
+    technique: object = None
 
 
 class Filter:
@@ -24,12 +37,12 @@ class Filter:
     def check_task(self, task) -> None:
         """Raise a one-line UserError if this filter cannot curate `task` (checked before any model loads)."""
 
-    def choose(self, service, task, items, records) -> dict[str, tuple[str, str] | None]:
+    def choose(self, service, task, items, pool: Pool) -> dict[str, tuple[str, str] | None]:
         """item id -> (final answer, the System 2 output that gave it), or None when the input is dropped.
         `service` (a `GenerationService`) is for filters that call the model themselves (USC, perturbation)."""
         chosen = {}
         for item in items:
-            outputs = [r["output"] for r in records[item.id]]
+            outputs = [r["output"] for r in pool.records[item.id]]
             answers = [task.extract(o) for o in outputs]
             answer = self.select(answers, task.normalize(item.answer))
             chosen[item.id] = None if answer is None else (answer, outputs[answers.index(answer)]

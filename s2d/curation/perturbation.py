@@ -34,15 +34,15 @@ class Perturbation(Filter):
             raise UserError(f"filter=perturbation needs a task with an answer-preserving perturbation; task "
                             f"'{task.name}' has none (valid: {', '.join(valid)}); use filter=majority or filter=usc")
 
-    def choose(self, service, task, items, records):
+    def choose(self, service, task, items, pool):
         perturbed = [task.perturb(item) for item in items]
         if any(p is None for p in perturbed):
             raise UserError(f"filter=perturbation: task '{task.name}' gave no perturbation of an input")
-        result = service.run("train-perturbed", service.technique, perturbed, self.samples_per_input,
-                             self.temperature, self.top_p, keys.perturbed(service.pool_payload, self.cfg))
+        result = service.run("train-perturbed", pool.technique, perturbed, self.samples_per_input,
+                             self.temperature, self.top_p, keys.perturbed(pool.payload, self.cfg))
         chosen = {}
         for item, twin in zip(items, perturbed):
-            outputs = [r["output"] for r in records[item.id]]
+            outputs = [r["output"] for r in pool.records[item.id]]
             original = [task.extract(o) for o in outputs]
             mapped = [task.unperturb(task.extract(r["output"])) for r in result.records[twin.id]]
             answer = agreeing(original, mapped)

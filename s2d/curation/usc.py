@@ -95,13 +95,13 @@ class UniversalSelfConsistency(Filter):
                                               {**item.fields, "answers": format_answers(subset), "n": len(subset)}))
         return plans
 
-    def choose(self, service, task, items, records):
-        plans = self.plan(service, task, items, records)
+    def choose(self, service, task, items, pool):
+        plans = self.plan(service, task, items, pool.records)
         usc_items = [p for kind, p in plans.values() if kind == "usc"]
         composed = {}
         if usc_items:
             result = service.run("usc", self.usc_technique(), usc_items, 1, 0.0, 1.0,
-                                 keys.usc(service.pool_key, self.cfg, self, service.model_identity, usc_items))
+                                 keys.usc(pool.key, self.cfg, self, service.model_identity, usc_items))
             composed = {i.id: final_text(result.records[i.id][0]["output"]) for i in usc_items}
         chosen = {}
         for item in items:

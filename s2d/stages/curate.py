@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from s2d import keys
 from s2d.cache import cached_json, keyed
+from s2d.curation.base import Pool
 from s2d.errors import UserError
 from s2d.export import DISTILL_FILE, write_distill_set
 from s2d.outputs import Curated
@@ -77,8 +78,9 @@ def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
     key = keyed(ctx.cache_dir, keys.distill_set(ctx.cfg, ctx.generated.key, filter_cfg, ctx.task, filt,
                                                 ctx.train_items))
     path = Path(ctx.cache_dir) / "distill_sets" / f"{key}.json"
-    data, cached = cached_json(path, lambda: curate(ctx.task, filt, ctx.train_items, ctx.generated.records,
-                                                    ctx.service, **keys.target(ctx.cfg)))
+    pool = Pool(ctx.generated.records, ctx.generated.key, ctx.generated.payload, ctx.technique)
+    data, cached = cached_json(path, lambda: curate(ctx.task, filt, ctx.train_items, pool, ctx.service,
+                                                    **keys.target(ctx.cfg)))
     # The diagnostics read the generations, not the set: recomputed, so sets cached before them carry them too.
     data = {**data, "stats": {**data["stats"], **diagnostics(ctx.task, ctx.train_items, ctx.generated.records,
                                                              filt.samples_per_input, data["examples"])}}
@@ -117,17 +119,17 @@ def diagnostics(task, items, records, samples: int, examples: list[dict]) -> dic
 PICKS = ("first", "shortest")
 
 
-def curate(task, filt, items, records, service=None, template: str | None = None, pick: str = "first") -> dict:
+def curate(task, filt, items, pool: Pool, service=None, template: str | None = None, pick: str = "first") -> dict:
     """The distillation set: for each input the filter keeps, System 1's prompt -> the target (`template`, else the
     task's `target_template`, over the kept answer and a System 2 output that gave it: the filter's, or with
     `pick="shortest"` the shortest output whose answer agrees)."""
     examples, correct = [], 0
-    decisions = filt.choose(service, task, items, records)
+    decisions = filt.choose(service, task, items, pool)
     for item in items:
         if decisions[item.id] is None:
             continue
         answer, output = decisions[item.id]
-        outputs = [r["output"] for r in records[item.id]]
+        outputs = [r["output"] for r in pool.records[item.id]]
         votes = [task.extract(o) for o in outputs]
         if pick == "shortest":
             agreeing = [o for o, v in zip(outputs, votes) if v == answer]

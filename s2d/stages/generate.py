@@ -4,7 +4,7 @@
 
 Phases: key -> cached? -> compute -> write -> return. Generations are appended item by item, so a killed run
 resumes where it stopped; the key holds everything the outputs depend on (model, technique prompts, task data,
-sampling, seed: `pipeline.pool_payload`), never the training or filter choice, so sweeps over those reuse one
+sampling, seed: `keys.pool`), never the training or filter choice, so sweeps over those reuse one
 generation.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from s2d.outputs import Generated
 def run(ctx) -> Generated:
     filt = ctx.filter
     result = ctx.service.run("train", ctx.technique, ctx.train_items, filt.samples_per_input, filt.temperature,
-                             filt.top_p, ctx.service.pool_payload)
-    ctx.service.pool_key = result.key
-    return Generated(records=result.records, key=result.key, path=str(result.path), cached=result.generated == 0,
+                             filt.top_p, ctx.pool_payload)
+    return Generated(records=result.records, key=result.key, path=str(result.path), payload=ctx.pool_payload,
+                     cached=result.generated == 0,
                      info={"generated": result.generated, "from_cache": result.cached, "key": result.key})

@@ -5,7 +5,7 @@ from s2d.curation.perturbation import agreeing
 from s2d.curation.usc import final_text, fit_answers, format_answers
 from s2d.registry import build
 from s2d.tasks.base import Item
-from tests.fakes import ScriptedGenerator, fake_service
+from tests.fakes import ScriptedGenerator, fake_pool, fake_service
 from tests.test_config import _compose
 
 
@@ -48,7 +48,7 @@ def test_usc_composes_the_majority_answer_with_the_model(tmp_path):
         assert "20 answers have been provided" in prompt and prompt.count("\n\nAnswer ") == 20
         return "Most answers agree.\nFINAL: nb"
     gen = ScriptedGenerator(reply)
-    chosen = _usc().choose(fake_service(tmp_path, gen), task, items, _records({"a": outputs}))
+    chosen = _usc().choose(fake_service(tmp_path, gen), task, items, fake_pool(_records({"a": outputs})))
     assert chosen == {"a": ("nb", "nb")}
     assert len(gen.prompts) == 1
 
@@ -61,12 +61,13 @@ def test_usc_falls_back_to_10_answers_then_to_a_random_one(tmp_path):
     gen = ScriptedGenerator(lambda p: seen.append(p.count("\n\nAnswer ")) or "FINAL: nb")
     # a context that holds 10 padded answers but not 20
     usc = _usc(max_prompt_tokens=700, max_new_tokens=16)
-    assert usc.choose(fake_service(tmp_path / "ten", gen), task, items, _records({"a": outputs}))["a"][0] == "nb"
+    pool = fake_pool(_records({"a": outputs}))
+    assert usc.choose(fake_service(tmp_path / "ten", gen), task, items, pool)["a"][0] == "nb"
     assert seen == [10]
     # a context that holds not even 10: no model call, one of the responses at random
     gen2 = ScriptedGenerator(lambda p: "FINAL: never")
     usc = _usc(max_prompt_tokens=100, max_new_tokens=16)
-    answer, output = usc.choose(fake_service(tmp_path / "rand", gen2), task, items, _records({"a": outputs}))["a"]
+    answer, output = usc.choose(fake_service(tmp_path / "rand", gen2), task, items, pool)["a"]
     assert answer == "nb" and output in outputs and gen2.prompts == []
 
 
@@ -90,9 +91,9 @@ def _run_perturbation(tmp_path, reply):
     filt = build("filter", _compose(["filter=perturbation"]).filter)
     items = _judge_items()
     gen = ScriptedGenerator(reply)
-    ctx = fake_service(tmp_path, gen, technique=technique)
+    service = fake_service(tmp_path, gen)
     records = _records({i.id: [reply(f"{i.fields['answer_a']} ||| {i.fields['answer_b']}")] for i in items})
-    return filt.choose(ctx, task, items, records), gen
+    return filt.choose(service, task, items, fake_pool(records, technique)), gen
 
 
 def test_perturbation_keeps_a_position_consistent_judge(tmp_path):

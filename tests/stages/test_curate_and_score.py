@@ -1,9 +1,14 @@
 from omegaconf import OmegaConf
 
+from s2d.curation.base import Pool
 from s2d.curation.filters import Majority
 from s2d.stages.curate import curate
 from s2d.stages.evaluate import score
 from tests.tasks.test_last_letter import task
+
+
+def _pool(outputs_by_item):
+    return Pool(_records(outputs_by_item))
 
 
 def _records(outputs_by_item):
@@ -19,7 +24,7 @@ def test_curate_keeps_majority_answers_only_and_reports_target_accuracy():
             items[2].id: ["aa", "bb", "cc", "dd"]}                # no majority
     filt = Majority(OmegaConf.create({"impl": "majority", "name": "majority", "samples_per_input": 4,
                                       "temperature": 0.7, "top_p": 0.95, "min_share": 0.5}))
-    data = curate(t, filt, items, _records(outs))
+    data = curate(t, filt, items, _pool(outs))
     assert [e["id"] for e in data["examples"]] == [items[0].id, items[1].id]
     assert data["examples"][0]["target"] == items[0].answer
     assert data["examples"][0]["prompt"] == items[0].question        # System 1 prompt: the bare question
@@ -46,9 +51,9 @@ def test_ablation_filters_reuse_the_same_samples():
             items[1].id: ["qq", "qq", "rr", "ss"]}
     main = OmegaConf.create({"impl": "majority", "name": "majority", "samples_per_input": 4, "temperature": 0.7,
                              "top_p": 0.95, "min_share": 0.5})
-    none = curate(t, build("filter", ablation_filter_cfg(main, "none")), items, _records(outs))
+    none = curate(t, build("filter", ablation_filter_cfg(main, "none")), items, _pool(outs))
     assert [e["answer"] for e in none["examples"]] == ["zz", "qq"] and none["stats"]["samples_per_input"] == 4
-    gold = curate(t, build("filter", ablation_filter_cfg(main, "gold")), items, _records(outs))
+    gold = curate(t, build("filter", ablation_filter_cfg(main, "gold")), items, _pool(outs))
     assert [e["id"] for e in gold["examples"]] == [items[0].id] and gold["stats"]["uses_gold_labels"]
 
 
@@ -59,7 +64,7 @@ def test_target_template_can_hold_the_system2_output():
     items = t.splits(0, 1, 1)[0]
     filt = NoFilter(OmegaConf.create({"impl": "none", "name": "none", "samples_per_input": 1, "temperature": 0.0,
                                       "top_p": 1.0}))
-    data = curate(t, filt, items, _records({items[0].id: [f"  The answer is {items[0].answer}. "]}))
+    data = curate(t, filt, items, _pool({items[0].id: [f"  The answer is {items[0].answer}. "]}))
     assert data["examples"][0]["target"] == f"The answer is {items[0].answer}."
 
 
@@ -92,9 +97,9 @@ def test_run_level_target_overrides_the_tasks_template_and_picks_the_shortest_ag
                           f"The answer is {a}."]}
     filt = Majority(OmegaConf.create({"impl": "majority", "name": "majority", "samples_per_input": 3,
                                       "temperature": 0.7, "top_p": 0.95, "min_share": 0.5}))
-    assert curate(t, filt, items, _records(outs))["examples"][0]["target"] == outs[items[0].id][0]
-    assert curate(t, filt, items, _records(outs), template="{answer}")["examples"][0]["target"] == a
-    assert curate(t, filt, items, _records(outs), pick="shortest")["examples"][0]["target"] == f"The answer is {a}."
+    assert curate(t, filt, items, _pool(outs))["examples"][0]["target"] == outs[items[0].id][0]
+    assert curate(t, filt, items, _pool(outs), template="{answer}")["examples"][0]["target"] == a
+    assert curate(t, filt, items, _pool(outs), pick="shortest")["examples"][0]["target"] == f"The answer is {a}."
     check_target_template("target.template", "Answer: {answer}")
     with pytest.raises(UserError, match=r"target.template='\{anwser\}'.*\{answer\}"):
         check_target_template("target.template", "{anwser}")
@@ -110,7 +115,7 @@ def test_curation_diagnostics_show_agreement_uncertainty_and_target_precision():
     filt = Majority(OmegaConf.create({"impl": "majority", "name": "majority", "samples_per_input": 4,
                                       "temperature": 0.7, "top_p": 0.95, "min_share": 0.5}))
     records = _records(outs)
-    data = curate(t, filt, items, records)
+    data = curate(t, filt, items, Pool(records))
     d = diagnostics(t, items, records, 4, data["examples"])
     assert d["vote_margin"] == (1 + 0.25 + 0) / 3
     assert abs(d["answer_entropy_bits"] - (0 + 1.5 + 1) / 3) < 1e-12
