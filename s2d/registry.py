@@ -10,7 +10,7 @@ import pkgutil
 from s2d.errors import check_choice
 
 REGISTRIES: dict[str, dict[str, object]] = {"task": {}, "technique": {}, "filter": {}, "backend": {}}
-_PACKAGES = {"task": "s2d.tasks", "technique": "s2d.techniques", "filter": "s2d.curation",
+_PACKAGES = {"task": "s2d.tasks", "technique": "s2d.techniques", "filter": "s2d.filters",
              "backend": "s2d.backends"}
 
 

@@ -1,5 +1,5 @@
 """Votes over a model's sampled answers, one definition for every place that counts them: the majority-vote
-filter (s2d/curation/filters.py), the maj@k and compute-matched rows (s2d/stages/evaluate.py) and the curation
+filter (s2d/filters/basic.py), the maj@k and compute-matched rows (s2d/stages/evaluate.py) and the curation
 diagnostics (s2d/stages/curate.py)."""
 from __future__ import annotations
 

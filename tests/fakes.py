@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from s2d.backends.base import Completion
-from s2d.curation.base import Pool
+from s2d.filters.base import Pool
 from s2d.generation import GenerationService
 from s2d.registry import build
 

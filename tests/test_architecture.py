@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "s2d"
-PLUGIN_DIRS = ("curation", "tasks", "techniques")
+PLUGIN_DIRS = ("filters", "tasks", "techniques")
 
 
 def imported_modules(path: Path) -> set[str]:

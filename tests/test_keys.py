@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from s2d import keys
 from s2d.cache import cache_key
 from s2d.config_tree import CONF_DIR
-from s2d.curation.base import Pool
+from s2d.filters.base import Pool
 from s2d.generation import GenerationService
 from s2d.pipeline import Context
 from s2d.registry import build

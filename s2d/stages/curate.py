@@ -14,9 +14,9 @@ from omegaconf import OmegaConf
 
 from s2d import keys
 from s2d.cache import cached_json, keyed
-from s2d.curation.base import Pool
 from s2d.errors import UserError
 from s2d.export import DISTILL_FILE, write_distill_set
+from s2d.filters.base import Pool
 from s2d.outputs import Curated
 from s2d.registry import build
 from s2d.votes import ranked_votes

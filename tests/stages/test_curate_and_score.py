@@ -1,7 +1,7 @@
 from omegaconf import OmegaConf
 
-from s2d.curation.base import Pool
-from s2d.curation.filters import Majority
+from s2d.filters.base import Pool
+from s2d.filters.basic import Majority
 from s2d.stages.curate import curate
 from s2d.stages.evaluate import score
 from tests.tasks.test_last_letter import task
@@ -58,7 +58,7 @@ def test_ablation_filters_reuse_the_same_samples():
 
 
 def test_target_template_can_hold_the_system2_output():
-    from s2d.curation.filters import NoFilter
+    from s2d.filters.basic import NoFilter
     t = task()
     t.cfg = OmegaConf.merge(t.cfg, {"target_template": "{output}"})
     items = t.splits(0, 1, 1)[0]

@@ -18,8 +18,8 @@ from typing import List, Optional
 from omegaconf import MISSING
 
 from s2d import keys
-from s2d.curation.base import Filter
 from s2d.errors import check_positive
+from s2d.filters.base import Filter
 from s2d.registry import register
 from s2d.schema import FilterConfig
 from s2d.tasks.base import Item

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
-from s2d.curation.base import Filter
+from s2d.filters.base import Filter
 from s2d.registry import register
 from s2d.schema import FilterConfig
 from s2d.votes import unique_majority

@@ -1,8 +1,8 @@
 import pytest
 from omegaconf import OmegaConf
 
-from s2d.curation.filters import Gold, Majority, NoFilter
 from s2d.errors import UserError
+from s2d.filters.basic import Gold, Majority, NoFilter
 
 
 def majority(min_share=0.5, n=8):

@@ -1,8 +1,8 @@
 """USC and perturbation filters on cases where the right decision is known by construction (scripted model)."""
 from omegaconf import OmegaConf
 
-from s2d.curation.perturbation import agreeing
-from s2d.curation.usc import final_text, fit_answers, format_answers
+from s2d.filters.perturbation import agreeing
+from s2d.filters.usc import final_text, fit_answers, format_answers
 from s2d.registry import build
 from s2d.tasks.base import Item
 from tests.fakes import ScriptedGenerator, fake_pool, fake_service

@@ -9,8 +9,8 @@ one is mapped back (`unperturb`, e.g. [[B]] on the swapped pair means [[A]] on t
 from __future__ import annotations
 
 from s2d import keys
-from s2d.curation.base import Filter
 from s2d.errors import UserError
+from s2d.filters.base import Filter
 from s2d.registry import register, registered_all
 from s2d.tasks.base import Task
 
