@@ -16,13 +16,10 @@ from omegaconf import OmegaConf
 from s2d import keys, schema
 from s2d.backends.base import resolve_dtype
 from s2d.cache import plain
-from s2d.errors import check_choice, check_positive, check_target_template
 from s2d.generation import GenerationService
 from s2d.models import resolve_model_path
 from s2d.outputs import BroadScores, Curated, Evaluated, Generated, Trained
-from s2d.registry import REGISTRIES, build
-from s2d.stages.curate import PICKS, ablation_names, check_ablation
-from s2d.stages.train import DTYPES, check_launch
+from s2d.registry import build
 
 STAGES = ("generate", "curate", "train", "evaluate", "broad")
 OUTPUT_FIELDS = dict(zip(STAGES, ("generated", "curated", "trained", "evaluated", "broad")))
@@ -101,24 +98,12 @@ class Context:
 
 
 def validate(cfg) -> None:
-    """Every key and value type against the schema (s2d/schema.py), then the value checks a type cannot make;
-    each raises a one-line UserError."""
+    """Every key, value type and choice against the schema (s2d/schema.py), then each stage's `check(cfg)`: the
+    value checks a type cannot make. Each raises a one-line UserError, before any model loads."""
+    from s2d.stages import broad, curate, evaluate, generate, train
     schema.check(cfg)
-    check_positive("data.train_size", cfg.data.train_size)
-    check_positive("data.test_size", cfg.data.test_size)
-    check_positive("backend.batch_size", cfg.backend.batch_size)
-    check_positive("eval.max_new_tokens", cfg.eval.max_new_tokens)
-    check_positive("training.epochs", cfg.training.epochs)
-    check_positive("training.batch_size", cfg.training.batch_size)
-    check_positive("training.learning_rate", cfg.training.learning_rate)
-    target = keys.target(cfg)
-    for what, template in (("task.target_template", cfg.task.get("target_template")),
-                           ("target.template", target["template"])):
-        if template:
-            check_target_template(what, str(template))
-    check_choice("training.dtype", str(cfg.training.get("dtype", "auto")), DTYPES)
-    check_launch(cfg.training)
-    check_choice("target.pick", target["pick"], PICKS)
+    for stage in (generate, curate, train, evaluate, broad):
+        stage.check(cfg)
 
 
 def prepare(cfg, run_dir: Path, base: tuple[str, str] | None = None, pool: slice | None = None,
@@ -136,9 +121,6 @@ def prepare(cfg, run_dir: Path, base: tuple[str, str] | None = None, pool: slice
     ctx.technique = build("technique", cfg.technique)   # built once; a bad config fails before any model loads
     ctx.filter = build("filter", cfg.filter)
     ctx.filter.check_task(ctx.task)
-    for name in ablation_names(cfg):   # fail before generation, not after it, on a bad ablation
-        check_choice("ablation filter (ablations)", name, REGISTRIES["filter"])
-        check_ablation(cfg.filter, name)
     if base is None:
         ctx.model_path = resolve_model_path(cfg.model, cfg.paths.models_dir)
     else:

@@ -3,8 +3,10 @@ composed and resolved config before any model loads.
 
 Every key and every value type of the config is declared here or, for a task, technique or filter, beside its code
 (`Config` on the registered class, extending `TaskConfig` / `TechniqueConfig` / `FilterConfig`): adding a plugin
-still touches one module and one YAML file. A key the schema lacks, a value of the wrong type, or a key the
-schema requires that the config lacks, is one line naming the key, the value and the valid keys.
+still touches one module and one YAML file. A key the schema lacks, a value of the wrong type, a value outside a
+field's `choice(...)`, or a key the schema requires that the config lacks, is one line naming the key, the value
+and the valid keys or choices. What a type cannot say (a number > 0, a template's fields) each stage checks in its
+own `check(cfg)` (s2d/pipeline.py `validate` runs them all, before any model loads).
 
 Why the dataclasses check the YAML files rather than being merged into them through Hydra's defaults lists: a
 schema merged into a config adds every optional field it declares (`fields: {}`, `prefill: null`, ...) to every
@@ -21,7 +23,12 @@ from typing import Any, Dict, List, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from s2d.errors import UserError
+from s2d.errors import UserError, check_choice
+
+
+def choice(*options, default=MISSING):
+    """A field whose value must be one of `options` (None too where the default is None)."""
+    return field(default=default, metadata={"choices": options})
 
 
 # ---- plugin bases: a registered class's `Config` extends one of these -------------------------------------------
@@ -65,7 +72,7 @@ class ModelConfig:
 class BackendConfig:
     impl: str = MISSING
     name: str = MISSING
-    dtype: str = MISSING
+    dtype: str = choice("auto", "bfloat16", "float16", "float32")   # auto: bf16 where the device is fast at it
     batch_size: int = MISSING
 
 
@@ -79,7 +86,7 @@ class VLLMBackendConfig(BackendConfig):
     enforce_eager: bool = MISSING
     max_model_len: Optional[int] = None
     block_size: Any = MISSING          # auto | a multiple of 32 (checked by the backend)
-    lora_mode: str = MISSING
+    lora_mode: str = choice("merge", "request")
     max_lora_rank: int = MISSING
     gpu_memory_utilization: float = MISSING
     tensor_parallel_size: int = MISSING
@@ -99,12 +106,12 @@ class LoraConfig:
 @dataclass
 class TrainingConfig:
     name: str = MISSING
-    method: str = MISSING              # lora | full
+    method: str = choice("lora", "full")
     learning_rate: float = MISSING
     epochs: int = MISSING
     max_steps: int = MISSING
     save_steps: int = MISSING
-    dtype: str = MISSING               # auto | bfloat16 | float32
+    dtype: str = choice("auto", "bfloat16", "float32")   # auto: bf16 mixed precision on a GPU, fp32 on a CPU
     batch_size: int = MISSING
     grad_accum: int = MISSING
     warmup_ratio: float = MISSING
@@ -119,7 +126,7 @@ class LoggerConfig:
     name: str = MISSING                # wandb | none
     project: Optional[str] = None
     entity: Optional[str] = None
-    mode: Optional[str] = None
+    mode: Optional[str] = choice("auto", "online", "offline", "disabled", default=None)
     log_adapter: bool = False
     init_timeout: Optional[float] = None
 
@@ -139,7 +146,7 @@ class BenchmarksConfig:
     limit: Optional[int] = None
     limit_overrides: Dict[str, int] = field(default_factory=dict)
     batch_size: Optional[int] = None
-    model_type: Optional[str] = None
+    model_type: Optional[str] = choice("hf", "vllm", default=None)   # lm-eval's HFLM (None too) or vLLM
     num_fewshot: Optional[int] = None
     apply_chat_template: bool = False
     held_margin: Optional[float] = None
@@ -163,7 +170,7 @@ class DataConfig:
 @dataclass
 class TargetConfig:
     template: Optional[str] = None
-    pick: str = MISSING
+    pick: str = choice("first", "shortest")   # which agreeing System 2 output becomes the target
 
 
 @dataclass
@@ -244,6 +251,19 @@ def _check(prefix: str, schema: type, node: dict) -> None:
     if missing:
         where = prefix.rstrip(".") or "the root config"
         raise UserError(f"{where} lacks {', '.join(prefix + k for k in missing)} (declared in {schema.__qualname__})")
+    _check_choices(prefix, schema, node)
+
+
+def _check_choices(prefix: str, schema: type, node: dict) -> None:
+    """Every `choice(...)` field of the schema, nested dataclasses included, against the node's value."""
+    for f in fields(schema):
+        value = node.get(f.name) if isinstance(node, dict) else None
+        options = f.metadata.get("choices")
+        if options and not (value is None and f.default is None):
+            check_choice(f"{prefix}{f.name}", value, options)
+        sub = _dataclass_type(schema, f.name)
+        if sub is not None and isinstance(value, dict):
+            _check_choices(f"{prefix}{f.name}.", sub, value)
 
 
 def _keys_at(schema: type, full_key: str) -> list[str]:

@@ -73,6 +73,12 @@ def _s2d(*args):
     (["tasks=[{task: addition, technique: cot, filter: none, overrides: ['technique.steps.1.max_new_tokens=8']}]"],
      "tasks entry 'addition': unknown config key 'technique.steps.1.max_new_tokens'"),
     (["rounds=0"], "bad rounds=0: must be an integer >= 1"),
+    # choices live in the schema (s2d/schema.py `choice`), the plugins' own Configs included
+    (["training.method=lorra"], "unknown training.method 'lorra'; valid choices: full, lora"),
+    (["target.pick=longest"], "unknown target.pick 'longest'; valid choices: first, shortest"),
+    (["benchmarks=quick", "benchmarks.model_type=vlm"], "unknown benchmarks.model_type 'vlm'; valid choices: hf, vllm"),
+    (["technique=bsm", "task=mtbench_judge", "technique.merge=avg"],
+     "unknown technique.merge 'avg'; valid choices: llm, sum"),
     (["optimized_metric=distiled.accuracy"], "optimized_metric 'distiled.accuracy' is not in results.json; it "
                                              "starts with one of ablations, broad, curation, distilled"),
     (["filter=perturbation", "task=last_letter"], "filter=perturbation needs a task with an answer-preserving "

@@ -18,11 +18,20 @@ from pathlib import Path
 from s2d import keys
 from s2d.broad_data import SHIPPED, count_docs, prepare_tasks
 from s2d.cache import cached_json, keyed, plain
-from s2d.errors import check_choice
+from s2d.errors import check_positive
 from s2d.outputs import BroadScores
 from s2d.stats import detectable_drop, holm, paired
 
-MODEL_TYPES = ("hf", "vllm")    # lm-eval model types: HFLM or its vLLM model (s2d/backends/lm_eval_models.py)
+
+def check(cfg) -> None:
+    """lm-eval's model type is a schema choice; what is left is the sizes."""
+    bcfg = cfg.benchmarks
+    overrides = bcfg.get("limit_overrides") or {}
+    limits = {"benchmarks.limit": bcfg.get("limit"),
+              **{f"benchmarks.limit_overrides.{k}": v for k, v in overrides.items()}}
+    for name, limit in limits.items():
+        if limit is not None:
+            check_positive(name, limit)
 
 
 def run(ctx) -> BroadScores:
@@ -66,9 +75,7 @@ def make_plan(cache_dir, bcfg, seed: int) -> dict:
     plan = {"tasks": tasks, "include_path": str(include) if include else None,
             "num_fewshot": bcfg.num_fewshot, "apply_chat_template": bool(bcfg.apply_chat_template),
             "batch_size": int(bcfg.batch_size), "bootstrap_iters": int(bcfg.bootstrap_iters)}
-    model_type = str(bcfg.get("model_type") or "hf")
-    check_choice("benchmarks.model_type", model_type, MODEL_TYPES)
-    return {**plan, **keys.broad_plan_settings(model_type)}
+    return {**plan, **keys.broad_plan_settings(str(bcfg.get("model_type") or "hf"))}
 
 
 def evaluate_cached(ctx, key: str, plan: dict, model_path: str, adapter: str | None) -> tuple[dict, bool]:

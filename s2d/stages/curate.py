@@ -14,12 +14,24 @@ from omegaconf import OmegaConf
 
 from s2d import keys
 from s2d.cache import cached_json, keyed
-from s2d.errors import UserError
+from s2d.errors import UserError, check_choice, check_target_template
 from s2d.export import DISTILL_FILE, write_distill_set
 from s2d.filters.base import Pool
 from s2d.outputs import Curated
-from s2d.registry import build
+from s2d.registry import build, registered_all
 from s2d.votes import ranked_votes
+
+
+def check(cfg) -> None:
+    """The target templates' fields, and each ablation filter (registered, runnable with the run filter's config)."""
+    target = keys.target(cfg)
+    for what, template in (("task.target_template", cfg.task.get("target_template")),
+                           ("target.template", target["template"])):
+        if template:
+            check_target_template(what, str(template))
+    for name in ablation_names(cfg):   # fail before generation, not after it, on a bad ablation
+        check_choice("ablation filter (ablations)", name, registered_all("filter"))
+        check_ablation(cfg.filter, name)
 
 
 def run(ctx) -> Curated:
@@ -33,8 +45,7 @@ def run(ctx) -> Curated:
 
 
 def ablation_names(cfg) -> list[str]:
-    """The `ablations` filter names: more filters over the same generations, each trained and evaluated
-    (checked against the filter registry by `pipeline.prepare`)."""
+    """The `ablations` filter names: more filters over the same generations, each trained and evaluated."""
     return [str(n) for n in cfg.get("ablations") or []]
 
 
@@ -116,7 +127,6 @@ def diagnostics(task, items, records, samples: int, examples: list[dict]) -> dic
             "target_accuracy_ci95": accuracy_interval(right, len(examples))}
 
 
-PICKS = ("first", "shortest")
 
 
 def curate(task, filt, items, pool: Pool, service=None, template: str | None = None, pick: str = "first") -> dict:

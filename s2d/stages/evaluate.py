@@ -48,6 +48,12 @@ class RowPlan:
     matched: bool = False                           # System 1 maj@k at System 2's tokens (`compute_matched_k`)
 
 
+def check(cfg) -> None:
+    check_positive("eval.max_new_tokens", cfg.eval.max_new_tokens)
+    for k in cfg.eval.get("votes") or [1]:
+        check_positive("eval.votes", k)
+
+
 def run(ctx) -> Evaluated:
     plans = plan_rows(ctx)
     rows, samples, cached = score_rows(ctx, plans)
@@ -109,8 +115,6 @@ def score_rows(ctx, plans: list[RowPlan], known: dict | None = None) -> tuple[di
     rows scored before (the compute-matched row needs System 1's and System 2's tokens)."""
     task, items, cfg = ctx.task, ctx.test_items, ctx.cfg
     votes = sorted({int(k) for k in cfg.eval.get("votes") or [1]})
-    for k in votes:
-        check_positive("eval.votes", k)
     rows, samples, cached = {}, {}, True
     for plan in [p for p in plans if p.same_as is None]:
         name, technique = plan.row.name, plan.technique

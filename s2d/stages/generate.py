@@ -9,7 +9,14 @@ generation.
 """
 from __future__ import annotations
 
+from s2d.errors import check_positive
 from s2d.outputs import Generated
+
+
+def check(cfg) -> None:
+    check_positive("data.train_size", cfg.data.train_size)
+    check_positive("data.test_size", cfg.data.test_size)
+    check_positive("backend.batch_size", cfg.backend.batch_size)
 
 
 def run(ctx) -> Generated:

@@ -14,7 +14,15 @@ from pathlib import Path
 
 from s2d import keys
 from s2d.cache import keyed, once, plain
+from s2d.errors import check_positive
 from s2d.outputs import Trained
+
+
+def check(cfg) -> None:
+    check_positive("training.epochs", cfg.training.epochs)
+    check_positive("training.batch_size", cfg.training.batch_size)
+    check_positive("training.learning_rate", cfg.training.learning_rate)
+    check_launch(cfg.training)
 
 
 def run(ctx) -> Trained:
@@ -97,9 +105,6 @@ def matmul_flops(size: int = 1024, repeats: int = 8) -> float:
     for _ in range(repeats):
         a @ b
     return 2 * size**3 * repeats / (time.perf_counter() - start)
-
-
-DTYPES = ("auto", "bfloat16", "float32")
 
 
 def training_dtype(name: str, on_gpu: bool) -> str:

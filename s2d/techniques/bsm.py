@@ -17,14 +17,13 @@ from typing import Any, Dict
 from omegaconf import MISSING
 
 from s2d.backends.base import Sampling
-from s2d.errors import check_choice, check_positive
+from s2d.errors import check_positive
 from s2d.registry import register
-from s2d.schema import TechniqueConfig
+from s2d.schema import TechniqueConfig, choice
 from s2d.techniques.base import Technique, fill, trace
 
 LIST_ITEM = re.compile(r"^\s*(?:\d+\s*[.):]|[-*•])\s*(.+)$")
 SCORE = re.compile(r"(?<![\d.])([1-5])(?:\s*/\s*5)?(?![\d.])")
-MERGES = ("llm", "sum")
 
 
 def parse_criteria(plan: str, limit: int) -> list[tuple[str, str]]:
@@ -54,7 +53,7 @@ def sum_merge(solve_outputs: list[str]) -> str:
 class BranchSolveMerge(Technique):
     @dataclass
     class Config(TechniqueConfig):
-        merge: str = MISSING          # llm | sum
+        merge: str = choice("llm", "sum")
         max_criteria: int = MISSING
         branch: Dict[str, Any] = MISSING      # {max_new_tokens, template} of each stage
         solve: Dict[str, Any] = MISSING
@@ -62,7 +61,6 @@ class BranchSolveMerge(Technique):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        check_choice("technique.merge", cfg.merge, MERGES)
         check_positive("technique.max_criteria", cfg.max_criteria)
         for part in ("branch", "solve", "merge_llm"):
             check_positive(f"technique.{part}.max_new_tokens", cfg[part].max_new_tokens)
