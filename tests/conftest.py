@@ -10,7 +10,7 @@ Hydra, process start), which the second core now overlaps with the other worker'
 import os
 import sys
 
-from s2d.backends.vllm_backend import split_evenly  # torch-free at import: safe before the cores are set
+from s2d.backends.vllm.cpu import split_evenly  # torch-free at import: safe before the cores are set
 
 # Every core this session may use, before a worker narrows itself to its share: for the test that needs the
 # whole machine (two vLLM replicas, one per core).

@@ -20,7 +20,7 @@ def test_lora_merge_goes_into_the_cache_in_the_model_dtype_once(tmp_path):
     from peft import LoraConfig, get_peft_model
     from safetensors import safe_open
 
-    from s2d.backends.vllm_backend import _weights_folder
+    from s2d.backends.vllm.serve import _weights_folder
     from s2d.models import merged_model, merged_path
     base = tmp_path / "base"
     model = _tiny_bf16_model(base)

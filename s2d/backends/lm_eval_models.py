@@ -29,7 +29,8 @@ def make_vllm_lm(model_path: str, adapter: str | None, dtype: str, trust_remote_
     import torch
 
     from s2d.backends.base import resolve_dtype
-    from s2d.backends.vllm_backend import cpu_env, on_cuda
+    from s2d.backends.vllm.cpu import cpu_env
+    from s2d.backends.vllm.engine import on_cuda
     from s2d.models import merged_model, merged_path
     devices = devices or {}
     os.environ.update({} if on_cuda() else cpu_env({}))   # the CPU engine's settings, on every core

@@ -3,14 +3,8 @@ The engine itself runs for real in tests/integration/test_vllm.py."""
 from omegaconf import OmegaConf
 
 from s2d.backends.base import Sampling
-from s2d.backends.vllm_backend import (
-    completions_from_outputs,
-    cpu_binding,
-    cpu_env,
-    engine_kwargs,
-    request_seeds,
-    sampling_kwargs,
-)
+from s2d.backends.vllm.cpu import cpu_binding, cpu_env
+from s2d.backends.vllm.engine import completions_from_outputs, engine_kwargs, request_seeds, sampling_kwargs
 
 CFG = OmegaConf.load("conf/backend/vllm.yaml")
 
@@ -38,7 +32,7 @@ def test_cpu_binding_names_every_allowed_core():
     assert cpu_binding({0, 1}) == "0-1"
     assert cpu_binding({0, 2, 3, 4, 7}) == "0,2-4,7"
     assert cpu_binding({5}) == "5"
-    from s2d.backends.vllm_backend import parse_binding
+    from s2d.backends.vllm.cpu import parse_binding
     assert parse_binding("0,2-4,7") == {0, 2, 3, 4, 7} and parse_binding(cpu_binding({1, 3, 4})) == {1, 3, 4}
     env = cpu_env(CFG)
     assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0" and env["VLLM_CPU_OMP_THREADS_BIND"]
@@ -62,7 +56,7 @@ def test_engine_arguments_per_device():
 def test_block_size_is_checked_against_the_device():
     import pytest
 
-    from s2d.backends.vllm_backend import kv_block_size
+    from s2d.backends.vllm.engine import kv_block_size
     from s2d.errors import UserError
     assert kv_block_size("auto", cuda=False) == 32 and kv_block_size(None, cuda=True) is None
     assert kv_block_size(64, cuda=False) == 64 and kv_block_size(16, cuda=True) == 16
@@ -72,7 +66,7 @@ def test_block_size_is_checked_against_the_device():
 
 
 def test_replicas_split_prompts_and_devices():
-    from s2d.backends.vllm_backend import replica_devices, split_evenly
+    from s2d.backends.vllm.cpu import replica_devices, split_evenly
     assert split_evenly(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
     assert split_evenly([1], 2) == [[1], []]
     one = replica_devices(1, 1, cuda=False)
@@ -83,7 +77,7 @@ def test_nucleus_filter_keeps_what_vllms_sorting_top_p_keeps():
     import torch
     from vllm.v1.sample.ops.topk_topp_sampler import apply_top_k_top_p_pytorch
 
-    from s2d.backends.vllm_backend import nucleus_logits
+    from s2d.backends.vllm.patches import nucleus_logits
     gen = torch.Generator().manual_seed(0)
     for vocab, scale in ((50, 1.0), (49152, 4.0), (49152, 0.3)):   # peaked and flat rows, nucleus past 64 wide
         logits = torch.randn(8, vocab, generator=gen) * scale

@@ -112,7 +112,7 @@ def preload() -> None:
     from trl import SFTConfig, SFTTrainer  # noqa: F401
     from vllm import LLM, SamplingParams  # noqa: F401
 
-    import s2d.backends.vllm_backend  # noqa: F401
+    import s2d.backends.vllm.serve  # noqa: F401
     import s2d.cli  # noqa: F401
     import s2d.pipeline  # noqa: F401
     import s2d.stages.broad  # noqa: F401

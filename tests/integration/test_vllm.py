@@ -147,7 +147,7 @@ def test_same_seed_same_records_and_killed_run_resumes_to_them(s2d_env, cache_di
 def test_compiled_engine_saves_its_artefact_and_the_next_start_loads_it(s2d):
     """The default engine (`enforce_eager: false`), started twice on one model: the first start compiles and saves
     the compiled model under VLLM_CACHE_ROOT (this session's, conftest.vllm_cache_root: empty at the start), the
-    second loads it (s2d's patch of vLLM's CPU load path, `_patch_cpu_aot_load`) instead of compiling again. The
+    second loads it (s2d's patch of vLLM's CPU load path, `patch_cpu_aot_load`) instead of compiling again. The
     second run asks for shorter evaluation answers only: its generations and training come from the first one's
     cache, and the engine starts for the evaluation alone."""
     # vLLM's INFO lines are what this test reads: the fork server's vLLM logs at INFO (conftest.forkserver). A test

@@ -53,7 +53,8 @@ def test_lm_eval_gets_its_own_multi_device_options_from_benchmarks_devices(monke
     from omegaconf import OmegaConf
 
     from s2d.backends import lm_eval_model
-    from s2d.backends.vllm_backend import cpu_env, on_cuda
+    from s2d.backends.vllm.cpu import cpu_env
+    from s2d.backends.vllm.engine import on_cuda
     from s2d.stages import broad
     from tests.test_config import _compose
     seen = {}
