@@ -95,7 +95,7 @@ def main() -> None:
     prompts = ["How do I run the demo?", "What does the report show?"]
 
     from s2d.backends.base import Sampling
-    from s2d.stages.train import train
+    from s2d.training import train
 
     def hf_generation():
         from s2d.backends.hf import HFGenerator

@@ -7,7 +7,7 @@ Recipes (same examples, same order, same batch of 8, same LoRA r16 / alpha 32 / 
   peft_config=...)` on the same prompt-completion rows (TRL's defaults: lr 2e-5, gradient checkpointing on), but
   fp32 where this CPU's bf16 matmul is slower than fp32 (TRL's default bf16 autocast; see `bf16_is_faster`);
 - s2d@ff65992: s2d's training stage as of commit ff65992 (its file read from git), the demo's settings (lr 3e-4);
-- s2d: s2d's training stage now (s2d/stages/train.py), the same settings.
+- s2d: s2d's training process now (s2d/training.py), the same settings.
 Examples: the demo's unlabeled pool (task=addition_sycophancy, data.seed 0, 110 inputs like the demo's kept set) with
 the target in the form S2A's kept answers most often take (`45 + 31 = 76`, see experiments/embedded_demo), so that
 the rows need no System 2 run. Each recipe trains `--training-steps` optimizer steps; the first step (allocations,
@@ -122,7 +122,7 @@ def run_recipe(recipe: str, model_path: str, steps: int, out_dir: str) -> dict:
                                    task_type="CAUSAL_LM"))
         trainer.train()
     else:
-        module = baseline_module() if recipe == "s2d@ff65992" else importlib.import_module("s2d.stages.train")
+        module = baseline_module() if recipe == "s2d@ff65992" else importlib.import_module("s2d.training")
         module.SFTTrainer = trainer_class          # the stage imports it inside fit(): patch the source too
         trl.SFTTrainer = trainer_class
         spec = {"model_path": model_path, "trust_remote_code": False, "training": s2d_training_config(steps),
@@ -156,7 +156,7 @@ def loss_share(model_path: str) -> float:
     """The share of an example's tokens that carry loss (the answer and its end-of-turn), with this chat template."""
     from transformers import AutoTokenizer
 
-    from s2d.stages.train import example_tokens
+    from s2d.training import example_tokens
     tok = AutoTokenizer.from_pretrained(model_path)
     total = answer = 0
     for e in examples():

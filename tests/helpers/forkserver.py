@@ -15,7 +15,7 @@ What differs from a fresh interpreter, and why the tests accept it:
   and a test that sets such a variable runs `python` itself (`conftest.run_s2d(..., fork=False)`);
 - libgomp reads OMP_NUM_THREADS when torch loads it: a process asking for another thread count than the server's
   (a vLLM replica bound to one core) gets a fresh `python`, as one whose identity is its pid does (`FRESH_MODULES`);
-- glibc reads GLIBC_TUNABLES at process start: the training process's huge-page malloc (s2d.stages.train) is the
+- glibc reads GLIBC_TUNABLES at process start: the training process's huge-page malloc (s2d.training) is the
   server's setting, which only changes speed;
 - a killed client cannot forward SIGKILL: the child's lifeline (`_watch`) sees the connection close and kills its
   own process group, a moment later than the kernel would have; test_resume.py's killed run starts `python`
@@ -117,6 +117,7 @@ def preload() -> None:
     import s2d.pipeline  # noqa: F401
     import s2d.stages.broad  # noqa: F401
     import s2d.stages.train  # noqa: F401
+    import s2d.training  # noqa: F401
 
 
 def _preload_keeping_folders() -> list:

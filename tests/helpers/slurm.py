@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from s2d.stages.train import free_port
+from s2d.launch import free_port
 
 BINARIES = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "sinfo", "squeue", "scontrol", "scancel")
 INSTALL = "apt-get install -y slurmctld slurmd slurm-client munge"

@@ -116,7 +116,7 @@ def _training_processes(cache_dir):
         cmd = " ".join(p.info["cmdline"] or [])
         if "accelerate.commands.launch" in cmd:
             launchers.append(p)
-        elif "s2d.stages.train" in cmd:
+        elif "s2d.training" in cmd:
             workers.append(p)
     return launchers, workers
 
@@ -151,7 +151,7 @@ def test_out_of_memory_in_training_retries_at_half_the_batch(smollm2, tmp_path, 
     import torch
     import trl
 
-    from s2d.stages.train import train
+    from s2d.training import train
     from tests.test_config import _compose
 
     real = trl.SFTTrainer.train

@@ -23,7 +23,7 @@ def _loss_and_grad(model, ids, labels):
 def test_cpu_head_scores_only_the_answer_positions_with_the_same_loss_and_gradients(monkeypatch):
     import trl.trainer.utils as trl_utils
 
-    from s2d.stages.train import score_labelled_positions_only
+    from s2d.training import score_labelled_positions_only
     model = _tiny_model()
     ids = torch.randint(0, 300, (2, 10))
     labels = torch.full_like(ids, -100)

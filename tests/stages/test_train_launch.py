@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from s2d.errors import UserError
-from s2d.stages.train import accelerate_command, check_launch
+from s2d.launch import accelerate_command, check_launch
 
 
 def test_single_process_needs_no_launcher_and_multi_gpu_uses_accelerate(tmp_path):
@@ -11,7 +11,7 @@ def test_single_process_needs_no_launcher_and_multi_gpu_uses_accelerate(tmp_path
     assert cmd[:5] == ["python", "-m", "accelerate.commands.launch", "--num_processes", "4"]
     config = Path(cmd[cmd.index("--config_file") + 1])
     assert config.name == "fsdp.yaml" and config.exists()
-    assert cmd[-3:] == ["-m", "s2d.stages.train", "/tmp/spec.json"]
+    assert cmd[-3:] == ["-m", "s2d.training", "/tmp/spec.json"]
     own = tmp_path / "my.yaml"
     assert str(own) in accelerate_command({"num_processes": 2, "accelerate_config": str(own)}, "s", "python")
     plain_ddp = accelerate_command({"num_processes": 2}, "s", "python", port=40123)
@@ -46,7 +46,7 @@ def test_more_cpu_processes_than_cores_run_with_a_warning(capsys):
 
 
 def test_training_process_backs_large_blocks_with_huge_pages_and_keeps_user_tunables():
-    from s2d.stages.train import training_env
+    from s2d.launch import training_env
     assert training_env({})["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
     env = training_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "PATH": "/bin"})
     assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1" and env["PATH"] == "/bin"
@@ -57,7 +57,7 @@ def test_training_dtype_auto_is_fp32_on_cpu_bf16_on_gpu_and_stays_out_of_the_che
     from omegaconf import OmegaConf
 
     from s2d.keys import training_config as key_config
-    from s2d.stages.train import training_dtype
+    from s2d.launch import training_dtype
     assert training_dtype("auto", on_gpu=False) == "float32" and training_dtype("auto", on_gpu=True) == "bfloat16"
     assert training_dtype("bfloat16", on_gpu=False) == "bfloat16"
     base = {"method": "lora", "epochs": 3, "save_steps": 200}
@@ -68,7 +68,7 @@ def test_training_dtype_auto_is_fp32_on_cpu_bf16_on_gpu_and_stays_out_of_the_che
 
 
 def test_fsdp_casting_to_bf16_contradicts_an_fp32_training_dtype_on_gpus():
-    from s2d.stages.train import check_accelerate_config
+    from s2d.launch import check_accelerate_config
     with pytest.raises(UserError, match=r"training.dtype=float32 trains in float32, but training.accelerate_config="
                                         r"fsdp casts to bf16"):
         check_accelerate_config("fsdp", 8, "float32", "float32", on_gpu=True)
