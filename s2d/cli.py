@@ -3,8 +3,8 @@
     s2d                                                   # the default run (embedded model, last letter, 2-step RaR)
     s2d technique=cot task=coin_flip training=full        # any config value can be overridden
     s2d -m technique=cot,rar_1step,rar_2step training=lora,full    # a multirun sweep
-    s2d experiment=continuous rounds=3                    # the continuous loop (s2d/loops.py)
-    s2d experiment=multitask                              # several tasks, one joint model (s2d/loops.py)
+    s2d experiment=continuous rounds=3                    # the continuous loop (s2d/loops/)
+    s2d experiment=multitask                              # several tasks, one joint model (s2d/loops/)
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def app(cfg) -> float | None:
     return metric
 
 
-# The blocks of results.json an `optimized_metric` path can start with (s2d/results.py, s2d/loops.py).
+# The blocks of results.json an `optimized_metric` path can start with (s2d/results.py, s2d/loops/).
 RESULT_BLOCKS = ("ablations", "broad", "curation", "distilled", "joint", "rounds", "run", "system1", "system2",
                  "tasks", "variants")
 

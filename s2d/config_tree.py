@@ -1,6 +1,6 @@
 """The config tree as the command line's schema: where it lives, its groups and options, and the checks that turn a
 mistyped group option or key into one clear line before any model loads (used by `s2d`, s2d/cli.py, and by each
-`tasks` entry of a multi-task run, s2d/loops.py)."""
+`tasks` entry of a multi-task run, s2d/loops/)."""
 from __future__ import annotations
 
 import os

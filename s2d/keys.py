@@ -15,7 +15,7 @@ The stages call these builders and never write a payload by hand:
     broad_scores            one model's lm-eval scores over a benchmark plan (broad)
     usc / perturbed         the filters' own generations
     mtbench_answers         mtbench_judge's model answers, from which its pairs are made
-    mix                     a multi-task run's mixed set (s2d/loops.py)
+    mix                     a multi-task run's mixed set (s2d/loops/)
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ OUTPUT_FIELDS = dict(zip(STAGES, ("generated", "curated", "trained", "evaluated"
 @dataclass
 class Engine:
     """The generation model a Context serves from. Contexts over one base model (the tasks of a multi-task run,
-    s2d/loops.py) share one, so one vLLM engine serves them all; a continuous round has a base of its own."""
+    s2d/loops/) share one, so one vLLM engine serves them all; a continuous round has a base of its own."""
     gen: object = None
     weights: str | None = None
 
@@ -108,7 +108,7 @@ def validate(cfg) -> None:
 
 def prepare(cfg, run_dir: Path, base: tuple[str, str] | None = None, pool: slice | None = None,
             engine: Engine | None = None) -> Context:
-    """Build the run's plugins, model path, generation service and splits. The loops (s2d/loops.py) pass more:
+    """Build the run's plugins, model path, generation service and splits. The loops (s2d/loops/) pass more:
     `base` = (folder, identity) of a base model other than `model.path` (a continuous round starts from the
     previous round's merged model; `identity` names it in cache keys), `pool` = the slice of the unlabeled pool
     this run uses (a round's fresh inputs; the split is built up to its end), `engine` = a generation model shared

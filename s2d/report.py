@@ -7,7 +7,7 @@ Reads every results.json (and failed.json) under the given paths and writes to D
   broad-benchmark deltas with regressions marked;
 - accuracy_vs_tokens.png: every run's three points (System 1, System 2, distilled) and the Pareto front;
 - report.html: one page with the same table and the plot embedded;
-- for continuous runs (`rounds`, s2d/loops.py) rounds.png and a per-round table: accuracy and tokens per round,
+- for continuous runs (`rounds`, s2d/loops/) rounds.png and a per-round table: accuracy and tokens per round,
   the curation's kept fraction and target accuracy; for multi-task runs (`tasks`) tasks.png and a per-task table:
   System 1, System 2, the per-task distilled model and the joint model on each task.
 Where the runs were logged to W&B (or with --wandb online/offline), one summary W&B run in the sweep's group

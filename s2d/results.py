@@ -104,7 +104,7 @@ def _pct(x) -> str:
 
 
 def loop_lines(results: dict) -> list[str]:
-    """Per round / per task lines under the table (s2d/loops.py), where the run has them: each distilled row with
+    """Per round / per task lines under the table (s2d/loops/), where the run has them: each distilled row with
     its 95% interval and its paired difference (round k's model against round 1's System 1; the joint model against
     the task's own distilled model)."""
     lines = []

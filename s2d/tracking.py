@@ -43,7 +43,7 @@ def flatten(block: dict, prefix: str = "") -> dict:
 
 
 def loop_summary(results: dict) -> dict:
-    """Summary keys of the loops (s2d/loops.py): `round/<k>/distilled/accuracy`, `round/<k>/curation/kept_fraction`,
+    """Summary keys of the loops (s2d/loops/): `round/<k>/distilled/accuracy`, `round/<k>/curation/kept_fraction`,
     `task/<name>/joint/accuracy`, `task/<name>/joint_minus_distilled`, ..."""
     out = {}
     for r in results.get("rounds") or []:

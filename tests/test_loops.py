@@ -1,4 +1,4 @@
-"""The loops' pure logic (s2d/loops.py), no model: round pools, mixing by weight, result assembly, entry checks."""
+"""The loops' pure logic (s2d/loops/), no model: round pools, mixing by weight, result assembly, entry checks."""
 import re
 from collections import Counter
 
@@ -6,21 +6,17 @@ import pytest
 
 from s2d.errors import UserError
 from s2d.keys import input_digest
-from s2d.loops import (
+from s2d.loops import check_entries, wanted
+from s2d.loops.continuous import assemble_rounds, check_round_data, round_pool, versus_round1
+from s2d.loops.multitask import (
     assemble_multitask,
-    assemble_rounds,
-    check_entries,
-    check_round_data,
     compose_entry,
     entry_overrides,
     mix,
     pooled,
     pooled_curation,
     pooled_samples,
-    round_pool,
     task_entries,
-    versus_round1,
-    wanted,
 )
 from s2d.pipeline import prepare
 from s2d.registry import build

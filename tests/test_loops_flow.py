@@ -1,4 +1,4 @@
-"""The loops end to end without a model (s2d/loops.py): the real generate, curate and evaluate stages and their
+"""The loops end to end without a model (s2d/loops/): the real generate, curate and evaluate stages and their
 caches over a scripted generator; only training and merging are stand-ins that write what the real ones would.
 The same flows on the real embedded model: tests/integration/test_loops.py."""
 import datetime as dt
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from s2d.loops import run_multitask, run_rounds
+from s2d.loops.continuous import run_rounds
+from s2d.loops.multitask import run_multitask
 from tests.fakes import ScriptedGenerator
 from tests.test_config import _compose
 

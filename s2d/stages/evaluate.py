@@ -26,7 +26,7 @@ from s2d.votes import majority_vote
 @dataclass
 class Row:
     """One row of the results table: which model (`arm`: system1 | system2 | distilled | joint, the multi-task
-    model of s2d/loops.py), trained on which ablation filter's set (None: the run's filter), under which System 1
+    model of s2d/loops/), trained on which ablation filter's set (None: the run's filter), under which System 1
     prompt variant (None: the task's own)."""
     arm: str
     filter: str | None = None

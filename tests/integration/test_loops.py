@@ -1,4 +1,4 @@
-"""Beyond the paper (s2d/loops.py) on the real embedded SmolLM2-135M at tiny size: a two-task run with per-task and
+"""Beyond the paper (s2d/loops/) on the real embedded SmolLM2-135M at tiny size: a two-task run with per-task and
 joint rows, and the continuous loop whose rerun with one more round computes only that round."""
 import pytest
 
