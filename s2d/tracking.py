@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from s2d.cache import cache_key, plain
+from s2d.loops.rows import ROUND_COLUMNS, TASK_COLUMNS, flat, round_view, task_view
 
 
 def wandb_mode(requested: str) -> str:
@@ -53,32 +54,14 @@ def loop_summary(results: dict) -> dict:
     return out
 
 
-ROUND_COLUMNS = ("round", "system1_accuracy", "system2_accuracy", "system2_tokens", "distilled_accuracy",
-                 "distilled_tokens", "kept_fraction", "target_accuracy", "distilled_ci95_low", "distilled_ci95_high",
-                 "distilled_vs_round1", "distilled_vs_round1_ci95_low", "distilled_vs_round1_ci95_high",
-                 "distilled_vs_round1_p")
-
-
 def round_row(r: dict) -> list:
     """One round as a row of ROUND_COLUMNS (the W&B `rounds` table and the per-round chart)."""
-    gain = (r.get("versus_round1") or {}).get("distilled") or {}
-    return [r["round"], r["system1"]["accuracy"], r["system2"]["accuracy"], r["system2"]["tokens_per_input"],
-            r["distilled"]["accuracy"], r["distilled"]["tokens_per_input"], r["curation"]["kept_fraction"],
-            r["curation"].get("target_accuracy"), *_ends(r["distilled"].get("ci95")), gain.get("delta"),
-            *_ends(gain.get("ci95")), gain.get("p")]
-
-
-TASK_COLUMNS = ("task", "technique", "filter", "weight", "system1_accuracy", "system2_accuracy", "distilled_accuracy",
-                "joint_accuracy", "joint_minus_distilled", "joint_minus_distilled_ci95_low",
-                "joint_minus_distilled_ci95_high", "joint_minus_distilled_p")
+    return flat(round_view(r))
 
 
 def task_row(name: str, t: dict) -> list:
     """One task of a multi-task run as a row of TASK_COLUMNS (the W&B `tasks` table)."""
-    diff = (t.get("comparisons") or {}).get("joint - distilled") or {}
-    return [name, t["technique"], t["filter"], t["weight"], t["system1"]["accuracy"], t["system2"]["accuracy"],
-            t["distilled"]["accuracy"], t["joint"]["accuracy"], t["joint_minus_distilled"], *_ends(diff.get("ci95")),
-            diff.get("p")]
+    return flat(task_view(name, t))
 
 
 def _ends(ci) -> list:
@@ -237,7 +220,7 @@ class Tracker:
             for r in results["rounds"]:
                 self.run.log({"round": r["round"],
                               **{f"per_round/{c}": v for c, v in zip(ROUND_COLUMNS[1:], round_row(r)[1:])
-                                 if v is not None}})
+                                 if v is not None and c != "cached"}})
         if log_adapter_path:
             art = wandb.Artifact(f"checkpoint-{self.run.id}", type="model")
             art.add_dir(log_adapter_path)

@@ -259,3 +259,22 @@ def test_a_multitask_run_pairs_the_joint_model_with_each_tasks_own_model_and_poo
                                   "seed": 0, "technique": "cot+rar_1step"}, **out})
     assert "joint - own: points [95%]" in table and "-25.0 [" in table
     assert "distilled - distilled_per_task: +0.0 [" in table
+
+
+def test_the_row_views_flatten_to_their_columns_for_every_consumer():
+    """s2d.loops.rows reads a round and a task block once; W&B's columns line up with the flattened values,
+    with and without a paired comparison (a task block from before the pairing has only the plain difference)."""
+    from s2d.loops.rows import ROUND_COLUMNS, TASK_COLUMNS, flat, round_view, task_view
+    first, later = _samples("0000111100"), _samples("1111111110")
+    r = {**_round(2, 0.9), "versus_round1": versus_round1({"system1": first}, {"distilled": later})}
+    r["distilled"]["ci95"] = accuracy_interval(9, 10)
+    values = dict(zip(ROUND_COLUMNS, flat(round_view(r))))
+    assert len(flat(round_view(r))) == len(ROUND_COLUMNS)
+    assert values["distilled_vs_round1"] == pytest.approx(0.5)                 # 5 items gained, none lost
+    assert values["distilled_vs_round1_p"] == pytest.approx(1 / 16)
+    assert (values["distilled_ci95_low"], values["distilled_ci95_high"]) == tuple(accuracy_interval(9, 10))
+    assert values["cached"] is True and dict(zip(ROUND_COLUMNS, flat(round_view(_round(3, 0.5)))))["cached"] is False
+    task = {"technique": "cot", "filter": "majority", "weight": 1.0, "system1": _row(0.25), "system2": _row(0.5),
+            "distilled": _row(0.75), "joint": _row(0.5), "joint_minus_distilled": -0.25}
+    plain = dict(zip(TASK_COLUMNS, flat(task_view("addition", task))))
+    assert plain["joint_minus_distilled"] == -0.25 and plain["joint_minus_distilled_p"] is None

@@ -9,17 +9,17 @@
 Both run the single-run stages (s2d/pipeline.py, s2d/stages/) over more than one Context; no stage is copied.
 
 Layout: common.py (LoopRun, the loop keys' checks), continuous.py (rounds), multitask.py (tasks, mixing, the joint
-model).
+model), rows.py (a round's and a task's values, read once for the table, W&B and the report).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from s2d.loops.common import LoopRun, check, wanted
-from s2d.loops.continuous import run_rounds
-from s2d.loops.multitask import check_entries, run_multitask
 
 __all__ = ["LoopRun", "check", "check_entries", "run", "wanted"]
+# The loops are imported when a loop runs: results, tracking and report read s2d.loops.rows, and the loops build
+# on results; importing them here would make that a circle.
 
 
 def run(cfg, run_dir: Path, overrides: list[str], started, t0: float, tracker=None) -> LoopRun:
@@ -27,5 +27,13 @@ def run(cfg, run_dir: Path, overrides: list[str], started, t0: float, tracker=No
     check(cfg)
     log = tracker.job_log if tracker is not None else (lambda prefix="": None)
     if cfg.get("tasks"):
+        from s2d.loops.multitask import run_multitask
         return run_multitask(cfg, Path(run_dir), overrides, started, t0, log)
+    from s2d.loops.continuous import run_rounds
     return run_rounds(cfg, Path(run_dir), started, t0, log)
+
+
+def check_entries(argv: list[str]) -> None:
+    """The `tasks` entries' checks before any model loads (s2d/loops/multitask.py)."""
+    from s2d.loops.multitask import check_entries as check
+    check(argv)
