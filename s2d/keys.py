@@ -10,7 +10,7 @@ The stages call these builders and never write a payload by hand:
 
     pool / generations      System 2 over the unlabeled pool (generate), every cached generation's sampling
     evaluation_row / sampled_row   an evaluation row's greedy generations, and its sampled ones (maj@k)
-    distill_set             a filter's curation of the pool's generations (curate)
+    distill_set / ablation_filter   a filter's curation of the pool's generations (curate), an ablation's filter
     checkpoint              a training (train)
     broad_scores            one model's lm-eval scores over a benchmark plan (broad)
     usc / perturbed         the filters' own generations
@@ -88,6 +88,15 @@ def distill_set(cfg, generations_key: str, filter_cfg, task, filt, items) -> dic
     return {"kind": "curate", "version": 1, "generations": generations_key, "filter": plain(filter_cfg),
             "task": plain(cfg.task), **_unless("target", target(cfg), LEFT_OUT_AT["target"]),
             **code_versions(task=task, filter=filt), "items": [i.id for i in items]}
+
+
+def ablation_filter(run_filter_cfg, ablation_cfg) -> dict:
+    """An ablation filter as its distillation set's key names it: the run filter's config under the ablation's
+    (before ablations were composed from their own YAML, they ran on the run filter's config with the ablation's
+    `impl` and `name`; for none and gold this is that config, so their sets keep their keys, and a filter with keys
+    of its own, such as usc, has them in its key)."""
+    from omegaconf import OmegaConf
+    return plain(OmegaConf.merge(run_filter_cfg, ablation_cfg))
 
 
 def training_config(training_cfg) -> dict:

@@ -235,6 +235,12 @@ def check(cfg: DictConfig) -> None:
         _check(f"{group}.", schema_of(group, resolved[group]), resolved[group])
 
 
+def check_group(prefix: str, group: str, node) -> None:
+    """One group's node on its own (an ablation's filter config) against its schema."""
+    node = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    _check(prefix, schema_of(group, node), node)
+
+
 def _check(prefix: str, schema: type, node: dict) -> None:
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), node)

@@ -90,9 +90,11 @@ def _s2d(*args):
     (["tasks=[{task: addition, technique: cot, filter: none}]", "model.path=/no/such/dir"],
      "model.path='/no/such/dir'"),
     (["rounds=2", "model.path=/no/such/dir"], "model.path='/no/such/dir'"),
-    # An ablation runs on the run filter's config: USC's template is not in filter=majority's (before any model).
-    (["filter=majority", "ablations=[usc]"], "ablation filter 'usc' (ablations) needs its own keys fallback_sizes, "
-                                             "max_new_tokens, max_prompt_tokens, template, which filter=majority"),
+    # Ablations are filter options of their own, checked before any model loads.
+    (["ablations=[bogus]"], "unknown ablation filter (ablations) 'bogus'; valid choices: gold, majority, none, "
+                            "perturbation, usc"),
+    (["ablations=[perturbation]"], "ablations: [perturbation]: filter=perturbation needs a task with an "
+                                   "answer-preserving perturbation; task 'last_letter' has none"),
 ])
 def test_bad_input_is_one_line_and_nonzero(args, needle):
     r = _s2d(*args)

@@ -139,6 +139,27 @@ def test_every_kind_of_key_is_what_it_was(scenario, tmp_path, monkeypatch):
     assert stage_keys(SCENARIOS[scenario], tmp_path, monkeypatch) == GOLDEN[scenario]
 
 
+@pytest.mark.parametrize("scenario,overrides", [("demo_full", ["experiment=demo_full"]),
+                                                ("usc", ["experiment=paper_table2"])])
+def test_ablation_sets_keep_their_keys(scenario, overrides, tmp_path, monkeypatch):
+    """Ablations are composed from their own filter YAML now (s2d/stages/curate.py); the keys of their sets are
+    what they were when an ablation ran on the run filter's config (keys.ablation_filter)."""
+    from s2d.stages import curate
+    cfg = composed(overrides)
+    taken = []
+    monkeypatch.setattr(curate, "keyed", lambda cache_dir, payload: taken.append(cache_key(payload)) or taken[-1])
+    cached_set = {"stats": {"kept": 0, "inputs": 2}, "examples": []}
+    monkeypatch.setattr(curate, "cached_json", lambda path, compute: (cached_set, True))
+    records = {i.id: [{"output": "5"}] for i in ITEMS}
+    ctx = SimpleNamespace(cfg=cfg, cache_dir=tmp_path, run_dir=tmp_path, task=build("task", cfg.task),
+                          filter=build("filter", cfg.filter), technique=build("technique", cfg.technique),
+                          train_items=ITEMS, generated=SimpleNamespace(key="g" * 16, records=records, payload={}),
+                          service=None)
+    curate.run(ctx)
+    assert dict(zip(cfg.ablations, taken[1:])) == {name.split("/")[1]: key for name, key in GOLDEN["ablations"].items()
+                                                   if name.startswith(f"{scenario}/")}
+
+
 def test_the_judges_answers_and_the_input_digest_keep_their_keys(tmp_path):
     cfg = composed(["task=mtbench_judge", "technique=bsm"])
     service = RecordingService(cfg, tmp_path)

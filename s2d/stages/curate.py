@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from s2d import keys
+from s2d import keys, schema
 from s2d.cache import cached_json, keyed
 from s2d.errors import UserError, check_choice, check_target_template
 from s2d.export import DISTILL_FILE, write_distill_set
@@ -23,7 +23,8 @@ from s2d.votes import ranked_votes
 
 
 def check(cfg) -> None:
-    """The target templates' fields, and each ablation filter (registered, runnable with the run filter's config)."""
+    """The target templates' fields, and each ablation filter: registered, its composed config (`ablation_filter_cfg`)
+    against the filter schema and the filter's own checks."""
     target = keys.target(cfg)
     for what, template in (("task.target_template", cfg.task.get("target_template")),
                            ("target.template", target["template"])):
@@ -31,15 +32,23 @@ def check(cfg) -> None:
             check_target_template(what, str(template))
     for name in ablation_names(cfg):   # fail before generation, not after it, on a bad ablation
         check_choice("ablation filter (ablations)", name, registered_all("filter"))
-        check_ablation(cfg.filter, name)
+        ablation = ablation_filter_cfg(cfg.filter, name)
+        schema.check_group(f"ablations: [{name}]: filter.", "filter", ablation)
+        try:
+            build("filter", ablation).check_task(build("task", cfg.task))
+        except UserError as e:
+            raise UserError(f"ablations: [{name}]: {e}") from None
 
 
 def run(ctx) -> Curated:
     out = curate_cached(ctx, ctx.cfg.filter, DISTILL_FILE, ctx.filter)
     # Ablations: the same System 2 generations curated by other filters (e.g. none, gold), each trained and
     # evaluated as its own distilled row, so one run shows what the consistency check buys.
-    out.ablations = {name: curate_cached(ctx, ablation_filter_cfg(ctx.cfg.filter, name),
-                                         f"distill_set.{name}.jsonl") for name in ablation_names(ctx.cfg)}
+    out.ablations = {}
+    for name in ablation_names(ctx.cfg):
+        ablation = ablation_filter_cfg(ctx.cfg.filter, name)
+        out.ablations[name] = curate_cached(ctx, ablation, f"distill_set.{name}.jsonl",
+                                            key_filter=keys.ablation_filter(ctx.cfg.filter, ablation))
     out.cached = out.cached and all(a.cached for a in out.ablations.values())
     return out
 
@@ -49,44 +58,25 @@ def ablation_names(cfg) -> list[str]:
     return [str(n) for n in cfg.get("ablations") or []]
 
 
-def check_ablation(filter_cfg, name: str) -> None:
-    """Before any model loads: an ablation reuses the run filter's config with another filter's rule
-    (`ablation_filter_cfg`), so that filter may need no key of its own the run filter lacks (`ablations: [usc]`
-    under `filter=majority` has no USC template); one line naming the missing keys and the ablations that work."""
-    missing = _own_keys(name) - set(filter_cfg.keys())
-    if missing:
-        usable = sorted(f for f in _filter_options() if not _own_keys(f) - set(filter_cfg.keys()))
-        raise UserError(f"ablation filter '{name}' (ablations) needs its own keys {', '.join(sorted(missing))}, which "
-                        f"filter={filter_cfg.name} does not have (an ablation reuses the run filter's config and "
-                        f"samples); valid ablations under filter={filter_cfg.name}: {', '.join(usable)}; or run "
-                        f"filter={name} itself")
-    build("filter", ablation_filter_cfg(filter_cfg, name))   # its own checks, on the config it will run with
-
-
-def _filter_options() -> list[str]:
-    return sorted(p.stem for p in FILTER_CONF.glob("*.yaml"))
-
-
-def _own_keys(name: str) -> set[str]:
-    """The keys a filter's YAML sets beyond what every filter has (impl, name, its sampling)."""
-    path = FILTER_CONF / f"{name}.yaml"
-    if not path.exists():   # a registered filter without a YAML of its own: nothing to compare
-        return set()
-    return set(OmegaConf.load(path).keys()) - {"impl", "name", "samples_per_input", "temperature", "top_p"}
-
-
 FILTER_CONF = Path(__file__).resolve().parents[2] / "conf" / "filter"
+SAMPLING = ("samples_per_input", "temperature", "top_p")
 
 
 def ablation_filter_cfg(filter_cfg, name: str):
-    """The run's filter config with another filter's logic: same N samples and sampling, so it reads the same
-    generations (filter=none then keeps each input's first sample; gold keeps inputs with a correct sample)."""
-    return OmegaConf.merge(filter_cfg, {"impl": name, "name": name})
+    """An ablation filter composed as the filter option it is (conf/filter/<name>.yaml) with the run filter's
+    sampling, so that it reads the same generations: filter=none keeps each input's first sample, gold the inputs
+    with a correct one, usc composes from the same N samples. A registered filter without a YAML of its own runs
+    on the run filter's config with its rule."""
+    path = FILTER_CONF / f"{name}.yaml"
+    if not path.exists():
+        return OmegaConf.merge(filter_cfg, {"impl": name, "name": name})
+    return OmegaConf.merge(OmegaConf.load(path), {k: filter_cfg[k] for k in SAMPLING})
 
 
-def curate_cached(ctx, filter_cfg, run_file: str, filt=None) -> Curated:
+def curate_cached(ctx, filter_cfg, run_file: str, filt=None, key_filter=None) -> Curated:
+    """`key_filter`: the filter as the set's key names it, where that is not `filter_cfg` (an ablation's)."""
     filt = filt or build("filter", filter_cfg)
-    key = keyed(ctx.cache_dir, keys.distill_set(ctx.cfg, ctx.generated.key, filter_cfg, ctx.task, filt,
+    key = keyed(ctx.cache_dir, keys.distill_set(ctx.cfg, ctx.generated.key, key_filter or filter_cfg, ctx.task, filt,
                                                 ctx.train_items))
     path = Path(ctx.cache_dir) / "distill_sets" / f"{key}.json"
     pool = Pool(ctx.generated.records, ctx.generated.key, ctx.generated.payload, ctx.technique)

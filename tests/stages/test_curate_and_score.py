@@ -57,6 +57,18 @@ def test_ablation_filters_reuse_the_same_samples():
     assert [e["id"] for e in gold["examples"]] == [items[0].id] and gold["stats"]["uses_gold_labels"]
 
 
+def test_an_ablation_is_its_own_filter_option_with_the_run_filters_sampling():
+    """ablations=[usc] under filter=majority: USC's own keys (its template) from conf/filter/usc.yaml, majority's
+    samples, schema-valid; checked with the run's config before any model loads."""
+    from s2d.stages import curate as stage
+    from tests.test_config import _compose
+    cfg = _compose(["filter=majority", "ablations=[usc]"])
+    usc = stage.ablation_filter_cfg(cfg.filter, "usc")
+    assert usc.impl == "usc" and "FINAL" in usc.template and "min_share" not in usc
+    assert [usc[k] for k in stage.SAMPLING] == [cfg.filter[k] for k in stage.SAMPLING]
+    stage.check(cfg)
+
+
 def test_target_template_can_hold_the_system2_output():
     from s2d.filters.basic import NoFilter
     t = task()
