@@ -137,7 +137,7 @@ def bf16_is_faster() -> bool:
     GFLOP/s (bench.py's probe), where a Qwen-0.5B step of TRL's default did not finish in 5 minutes (2026-12-06,
     AMD EPYC): there the row keeps fp32, as a user would after one look at the first step."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench import matmul_gflops
+    from machine import matmul_gflops
     return matmul_gflops("bfloat16", 512, 0.5) > matmul_gflops("float32", 512, 0.5)
 
 
@@ -192,7 +192,7 @@ def measure(recipe: str, model: str, steps: int, gflops: float) -> dict:
 def one(recipe: str, model: str, steps: int, out: str) -> None:
     """The child process: train and write the raw result (with the FLOPs per token of this model and data)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench import model_path
+    from machine import model_path
     path = model_path(model)
     with tempfile.TemporaryDirectory(prefix="s2d-bench-train-") as tmp:
         result = run_recipe(recipe, path, steps, tmp)

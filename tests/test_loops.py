@@ -262,9 +262,9 @@ def test_a_multitask_run_pairs_the_joint_model_with_each_tasks_own_model_and_poo
 
 
 def test_the_row_views_flatten_to_their_columns_for_every_consumer():
-    """s2d.loops.rows reads a round and a task block once; W&B's columns line up with the flattened values,
+    """s2d.loop_rows reads a round and a task block once; W&B's columns line up with the flattened values,
     with and without a paired comparison (a task block from before the pairing has only the plain difference)."""
-    from s2d.loops.rows import ROUND_COLUMNS, TASK_COLUMNS, flat, round_view, task_view
+    from s2d.loop_rows import ROUND_COLUMNS, TASK_COLUMNS, flat, round_view, task_view
     first, later = _samples("0000111100"), _samples("1111111110")
     r = {**_round(2, 0.9), "versus_round1": versus_round1({"system1": first}, {"distilled": later})}
     r["distilled"]["ci95"] = accuracy_interval(9, 10)

@@ -9,7 +9,7 @@
 Both run the single-run stages (s2d/pipeline.py, s2d/stages/) over more than one Context; no stage is copied.
 
 Layout: common.py (LoopRun, the loop keys' checks), continuous.py (rounds), multitask.py (tasks, mixing, the joint
-model), rows.py (a round's and a task's values, read once for the table, W&B and the report).
+model); s2d/loop_rows.py reads their rows once for the table, W&B and the report.
 """
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from pathlib import Path
 from s2d.loops.common import LoopRun, check, wanted
 
 __all__ = ["LoopRun", "check", "check_entries", "run", "wanted"]
-# The loops are imported when a loop runs: results, tracking and report read s2d.loops.rows, and the loops build
-# on results; importing them here would make that a circle.
+# The loops themselves are imported when one runs: `s2d.loops.check` and `wanted` stay light for the command line.
 
 
 def run(cfg, run_dir: Path, overrides: list[str], started, t0: float, tracker=None) -> LoopRun:
