@@ -160,6 +160,21 @@ def test_ablation_sets_keep_their_keys(scenario, overrides, tmp_path, monkeypatc
                                                    if name.startswith(f"{scenario}/")}
 
 
+@pytest.mark.parametrize("scenario", ["demo", "default"])
+def test_the_joint_models_row_is_keyed_as_any_trained_models_row(scenario, tmp_path, monkeypatch):
+    """A multi-task run's joint row (loops/multitask.py joint_row) is a trained model's System 1 row: the same key
+    as the distilled row of that checkpoint (the rerun check across versions caught a key that had moved here)."""
+    from s2d.loops.multitask import joint_row
+    from s2d.stages import evaluate
+    monkeypatch.setattr(evaluate, "score", lambda task, items, records: {"metrics": {}, "samples": []})
+    cfg = OmegaConf.merge(composed(SCENARIOS[scenario]), {"eval": {"votes": [1, 3], "compute_matched": True}})
+    service = RecordingService(cfg, tmp_path)
+    ctx = SimpleNamespace(cfg=cfg, task=build("task", cfg.task), test_items=ITEMS, model_identity=IDENTITY,
+                          service=service, generator=lambda path: None)
+    recorded(lambda: joint_row(ctx, SimpleNamespace(path="/x", key="c" * 16)), service)
+    assert service.keys[0] == GOLDEN[scenario]["eval/distilled/greedy"]
+
+
 def test_the_judges_answers_and_the_input_digest_keep_their_keys(tmp_path):
     cfg = composed(["task=mtbench_judge", "technique=bsm"])
     service = RecordingService(cfg, tmp_path)

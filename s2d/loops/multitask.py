@@ -238,7 +238,7 @@ def joint_row(ctx, trained) -> tuple[dict, list, bool]:
         return ({**ctx.evaluated.rows["system1"], "note": "no training examples kept; joint = base model"},
                 ctx.evaluated.samples["system1"], True)
     technique = system1_technique(ctx.cfg.task, int(ctx.cfg.eval.max_new_tokens))
-    plan = RowPlan(Row("joint"), technique, {"checkpoint": trained.key}, lambda: ctx.generator(trained.path))
+    plan = RowPlan(Row("joint"), technique, trained.key, lambda: ctx.generator(trained.path))
     rows, samples, cached = score_rows(ctx, [plan])
     return rows["joint"], samples["joint"], cached
 
