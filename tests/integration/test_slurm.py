@@ -13,10 +13,13 @@ from tests.integration.conftest import PYTHON, base_env, engine_args
 
 pytestmark = pytest.mark.integration
 
-POOL, SAMPLES, STEPS = 3, 1, 8
+# STEPS well beyond the first checkpoint (SAVE), where the test preempts: on a fast CPU (a 2-core Xeon with AMX) 8
+# steps finished before the preemption reached the job, which then had nothing to resume. Few checkpoints: the full
+# fine-tune's (weights and optimizer state, ~1.6 GB each) are what the job's time goes to.
+POOL, SAMPLES, STEPS, SAVE = 3, 1, 32, 8
 SWEEP = ["technique=rar_1step", "training=lora,full", "backend=hf", f"data.train_size={POOL}", "data.test_size=2",
          "filter=none", f"filter.samples_per_input={SAMPLES}", "technique.steps.0.max_new_tokens=12",
-         "eval.max_new_tokens=8", "backend.batch_size=8", f"training.max_steps={STEPS}", "training.save_steps=2",
+         "eval.max_new_tokens=8", "backend.batch_size=8", f"training.max_steps={STEPS}", f"training.save_steps={SAVE}",
          "training.batch_size=1", "hydra/launcher=slurm", "hydra.launcher.gpus_per_node=null",
          "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=6", "hydra.launcher.timeout_min=30",
          "hydra.launcher.signal_delay_s=30", "hydra.sweep.dir=multirun/slurm-sweep"]
@@ -65,7 +68,7 @@ def test_slurm_sweep_shares_one_generation_and_a_preempted_job_resumes_from_its_
     assert "this job is preempted" in log and "[s2d] training resumes from " in log, log[-3000:]
     trained = json.loads((sweep / "0_last_letter-rar_1step-none-lora" / "checkpoint" / "s2d_train.json")
                          .read_text())
-    assert trained["resumed_from_step"] >= 2 and trained["steps"] == STEPS
+    assert trained["resumed_from_step"] >= SAVE and trained["steps"] == STEPS
     lora = next(r for r in results if r["run"]["training"] == "lora")
     assert lora["stages"]["generate"]["generated"] == 0   # its rerun read the generation from the cache
 
