@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from s2d.cache import cache_key, plain
 
 # Fields added to a payload after caches existed are left out where they have the value every earlier run had,
@@ -95,7 +97,6 @@ def ablation_filter(run_filter_cfg, ablation_cfg) -> dict:
     (before ablations were composed from their own YAML, they ran on the run filter's config with the ablation's
     `impl` and `name`; for none and gold this is that config, so their sets keep their keys, and a filter with keys
     of its own, such as usc, has them in its key)."""
-    from omegaconf import OmegaConf
     return plain(OmegaConf.merge(run_filter_cfg, ablation_cfg))
 
 

@@ -52,15 +52,20 @@ def columns(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def ends(ci) -> list:
+    """An interval as its two ends (None, None without one): two scalars a W&B table or chart can hold."""
+    return list(ci) if ci else [None, None]
+
+
 def flat(view: dict) -> list:
     """A view's values in `columns(view)` order, each scalar: what a W&B table row or chart point holds."""
     out = []
     for key, value in view.items():
         if key in INTERVALS:
-            out += list(value) if value else [None, None]
+            out += ends(value)
         elif key in COMPARISONS:
             value = value or {}
-            out += [value.get("delta"), *(value.get("ci95") or [None, None]), value.get("p")]
+            out += [value.get("delta"), *ends(value.get("ci95")), value.get("p")]
         else:
             out.append(value)
     return out

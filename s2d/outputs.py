@@ -20,7 +20,6 @@ class Generated(StageOutput):
     records: dict[str, list[dict]]
     key: str
     path: str
-    payload: dict = field(default_factory=dict)   # what they were made from (keys.pool)
 
 
 @dataclass(kw_only=True)

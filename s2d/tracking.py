@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from s2d.cache import cache_key, plain
-from s2d.loop_rows import ROUND_COLUMNS, TASK_COLUMNS, flat, round_view, task_view
+from s2d.loop_rows import ROUND_COLUMNS, TASK_COLUMNS, ends, flat, round_view, task_view
 
 
 def wandb_mode(requested: str) -> str:
@@ -62,10 +62,6 @@ def round_row(r: dict) -> list:
 def task_row(name: str, t: dict) -> list:
     """One task of a multi-task run as a row of TASK_COLUMNS (the W&B `tasks` table)."""
     return flat(task_view(name, t))
-
-
-def _ends(ci) -> list:
-    return list(ci) if ci else [None, None]
 
 
 RESULT_COLUMNS = ("job", "group", "task", "model", "technique", "filter", "training", "seed", "round", "row", "arm",
@@ -122,8 +118,8 @@ def _block_rows(block: dict, versus: dict, fixed: dict, extra: tuple = ()) -> li
     for name, m, cols in rows:
         diff = versus.get(name) or {}
         out.append([*(cols[c] for c in RESULT_COLUMNS[:9]), name, row_arm(name), m.get("accuracy"),
-                    *_ends(m.get("ci95")), m.get("tokens_per_input"), m.get("n"), diff.get("delta"),
-                    *_ends(diff.get("ci95")), diff.get("p")])
+                    *ends(m.get("ci95")), m.get("tokens_per_input"), m.get("n"), diff.get("delta"),
+                    *ends(diff.get("ci95")), diff.get("p")])
     return out
 
 

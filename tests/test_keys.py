@@ -153,7 +153,7 @@ def test_ablation_sets_keep_their_keys(scenario, overrides, tmp_path, monkeypatc
     records = {i.id: [{"output": "5"}] for i in ITEMS}
     ctx = SimpleNamespace(cfg=cfg, cache_dir=tmp_path, run_dir=tmp_path, task=build("task", cfg.task),
                           filter=build("filter", cfg.filter), technique=build("technique", cfg.technique),
-                          train_items=ITEMS, generated=SimpleNamespace(key="g" * 16, records=records, payload={}),
+                          train_items=ITEMS, generated=SimpleNamespace(key="g" * 16, records=records), pool_payload={},
                           service=None)
     curate.run(ctx)
     assert dict(zip(cfg.ablations, taken[1:])) == {name.split("/")[1]: key for name, key in GOLDEN["ablations"].items()

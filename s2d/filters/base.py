@@ -1,5 +1,5 @@
 """The filter contract: from the System 2 records of every input, the chosen final answer or None (the input
-dropped). Filters: filters.py (majority, none, gold), usc.py (universal self-consistency), perturbation.py
+dropped). Filters: basic.py (majority, none, gold), usc.py (universal self-consistency), perturbation.py
 (agreement under input perturbation)."""
 from __future__ import annotations
 

@@ -24,7 +24,6 @@ class Majority(Filter):
     class Config(FilterConfig):
         min_share: float = MISSING
 
-
     def select(self, answers, gold):
         return unique_majority(answers, float(self.cfg.min_share))   # a tie: no majority winner
 

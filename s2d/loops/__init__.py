@@ -16,9 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from s2d.loops.common import LoopRun, check, wanted
+from s2d.loops.continuous import run_rounds
+from s2d.loops.multitask import check_entries, run_multitask
 
 __all__ = ["LoopRun", "check", "check_entries", "run", "wanted"]
-# The loops themselves are imported when one runs: `s2d.loops.check` and `wanted` stay light for the command line.
 
 
 def run(cfg, run_dir: Path, overrides: list[str], started, t0: float, tracker=None) -> LoopRun:
@@ -26,13 +27,5 @@ def run(cfg, run_dir: Path, overrides: list[str], started, t0: float, tracker=No
     check(cfg)
     log = tracker.job_log if tracker is not None else (lambda prefix="": None)
     if cfg.get("tasks"):
-        from s2d.loops.multitask import run_multitask
         return run_multitask(cfg, Path(run_dir), overrides, started, t0, log)
-    from s2d.loops.continuous import run_rounds
     return run_rounds(cfg, Path(run_dir), started, t0, log)
-
-
-def check_entries(argv: list[str]) -> None:
-    """The `tasks` entries' checks before any model loads (s2d/loops/multitask.py)."""
-    from s2d.loops.multitask import check_entries as check
-    check(argv)

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from s2d import keys, schema
 from s2d.cache import cached_json, keyed
+from s2d.config_tree import CONF_DIR
 from s2d.errors import UserError, check_choice, check_target_template
 from s2d.export import DISTILL_FILE, write_distill_set
 from s2d.filters.base import Pool
@@ -30,12 +31,14 @@ def check(cfg) -> None:
                            ("target.template", target["template"])):
         if template:
             check_target_template(what, str(template))
-    for name in ablation_names(cfg):   # fail before generation, not after it, on a bad ablation
+    names = ablation_names(cfg)
+    task = build("task", cfg.task) if names else None
+    for name in names:   # fail before generation, not after it, on a bad ablation
         check_choice("ablation filter (ablations)", name, registered_all("filter"))
         ablation = ablation_filter_cfg(cfg.filter, name)
         schema.check_group(f"ablations: [{name}]: filter.", "filter", ablation)
         try:
-            build("filter", ablation).check_task(build("task", cfg.task))
+            build("filter", ablation).check_task(task)
         except UserError as e:
             raise UserError(f"ablations: [{name}]: {e}") from None
 
@@ -58,7 +61,6 @@ def ablation_names(cfg) -> list[str]:
     return [str(n) for n in cfg.get("ablations") or []]
 
 
-FILTER_CONF = Path(__file__).resolve().parents[2] / "conf" / "filter"
 SAMPLING = ("samples_per_input", "temperature", "top_p")
 
 
@@ -67,7 +69,7 @@ def ablation_filter_cfg(filter_cfg, name: str):
     sampling, so that it reads the same generations: filter=none keeps each input's first sample, gold the inputs
     with a correct one, usc composes from the same N samples. A registered filter without a YAML of its own runs
     on the run filter's config with its rule."""
-    path = FILTER_CONF / f"{name}.yaml"
+    path = CONF_DIR / "filter" / f"{name}.yaml"
     if not path.exists():
         return OmegaConf.merge(filter_cfg, {"impl": name, "name": name})
     return OmegaConf.merge(OmegaConf.load(path), {k: filter_cfg[k] for k in SAMPLING})
@@ -79,7 +81,7 @@ def curate_cached(ctx, filter_cfg, run_file: str, filt=None, key_filter=None) ->
     key = keyed(ctx.cache_dir, keys.distill_set(ctx.cfg, ctx.generated.key, key_filter or filter_cfg, ctx.task, filt,
                                                 ctx.train_items))
     path = Path(ctx.cache_dir) / "distill_sets" / f"{key}.json"
-    pool = Pool(ctx.generated.records, ctx.generated.key, ctx.generated.payload, ctx.technique)
+    pool = Pool(ctx.generated.records, ctx.generated.key, ctx.pool_payload, ctx.technique)
     data, cached = cached_json(path, lambda: curate(ctx.task, filt, ctx.train_items, pool, ctx.service,
                                                     **keys.target(ctx.cfg)))
     # The diagnostics read the generations, not the set: recomputed, so sets cached before them carry them too.

@@ -23,6 +23,5 @@ def run(ctx) -> Generated:
     filt = ctx.filter
     result = ctx.service.run("train", ctx.technique, ctx.train_items, filt.samples_per_input, filt.temperature,
                              filt.top_p, ctx.pool_payload)
-    return Generated(records=result.records, key=result.key, path=str(result.path), payload=ctx.pool_payload,
-                     cached=result.generated == 0,
+    return Generated(records=result.records, key=result.key, path=str(result.path), cached=result.generated == 0,
                      info={"generated": result.generated, "from_cache": result.cached, "key": result.key})
